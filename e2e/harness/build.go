@@ -1,0 +1,169 @@
+package harness
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"syscall"
+)
+
+// Versions of the control plane the harness builds. The staging modules of k8s.io/kubernetes are published as
+// v0.<minor>.<patch>.
+const (
+	KubernetesVersion = "v1.37.2"
+	stagingVersion    = "v0.37.2"
+	EtcdVersion       = "v3.6.16"
+)
+
+// Binaries are the paths of a built control plane.
+type Binaries struct {
+	Dir           string
+	Etcd          string
+	KubeAPIServer string
+}
+
+// BinDir is where built binaries are cached: $FANOUT_K8S_BIN_DIR, else ~/.cache/fanout/k8s-<version>.
+func BinDir() (string, error) {
+	if d := os.Getenv("FANOUT_K8S_BIN_DIR"); d != "" {
+		return d, nil
+	}
+	cache, err := os.UserCacheDir()
+	if err != nil {
+		return "", fmt.Errorf("locate cache dir: %w", err)
+	}
+	return filepath.Join(cache, "fanout", "k8s-"+KubernetesVersion+"-etcd-"+EtcdVersion), nil
+}
+
+// EnsureBinaries returns the cached etcd and kube-apiserver, building whichever is missing. Concurrent callers (test
+// binaries of several packages) serialize on a lock file; the second finds the binaries built.
+func EnsureBinaries(ctx context.Context, logger *slog.Logger) (Binaries, error) {
+	dir, err := BinDir()
+	if err != nil {
+		return Binaries{}, err
+	}
+	b := Binaries{Dir: dir, Etcd: filepath.Join(dir, "etcd"), KubeAPIServer: filepath.Join(dir, "kube-apiserver")}
+	if isExecutable(b.Etcd) && isExecutable(b.KubeAPIServer) {
+		return b, nil
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return Binaries{}, fmt.Errorf("create bin dir: %w", err)
+	}
+	lock, err := os.OpenFile(filepath.Join(dir, ".lock"), os.O_CREATE|os.O_RDWR, 0o644)
+	if err != nil {
+		return Binaries{}, fmt.Errorf("open build lock: %w", err)
+	}
+	defer lock.Close()
+	if err := syscall.Flock(int(lock.Fd()), syscall.LOCK_EX); err != nil {
+		return Binaries{}, fmt.Errorf("take build lock: %w", err)
+	}
+	defer syscall.Flock(int(lock.Fd()), syscall.LOCK_UN) //nolint:errcheck // released on close anyway
+
+	if !isExecutable(b.Etcd) {
+		logger.Info("building etcd from the module proxy (cached afterwards)", "version", EtcdVersion, "into", dir)
+		gomod := fmt.Sprintf("module fanout.local/etcdbuild\n\ngo 1.26\n\nrequire go.etcd.io/etcd/server/v3 %s\n\ntool go.etcd.io/etcd/server/v3\n", EtcdVersion)
+		if err := buildTool(ctx, gomod, "go.etcd.io/etcd/server/v3", b.Etcd); err != nil {
+			return Binaries{}, fmt.Errorf("build etcd: %w", err)
+		}
+	}
+	if !isExecutable(b.KubeAPIServer) {
+		logger.Info("building kube-apiserver from the module proxy (~5 min cold, cached afterwards)", "version", KubernetesVersion, "into", dir)
+		gomod, err := kubeAPIServerModule(ctx)
+		if err != nil {
+			return Binaries{}, err
+		}
+		if err := buildTool(ctx, gomod, "k8s.io/kubernetes/cmd/kube-apiserver", b.KubeAPIServer); err != nil {
+			return Binaries{}, fmt.Errorf("build kube-apiserver: %w", err)
+		}
+	}
+	return b, nil
+}
+
+// stagingReplace matches the staging replace lines of k8s.io/kubernetes's go.mod ("k8s.io/api => ./staging/...").
+var stagingReplace = regexp.MustCompile(`(?m)^\s*(k8s\.io/[A-Za-z0-9._-]+)\s+=>\s+\./staging/`)
+
+// kubeAPIServerModule writes the go.mod of a module that builds kube-apiserver: k8s.io/kubernetes points its staging
+// modules at local directories, so every one of them gets a replace line to its published version.
+func kubeAPIServerModule(ctx context.Context) (string, error) {
+	tmp, err := os.MkdirTemp("", "fanout-kmod-")
+	if err != nil {
+		return "", fmt.Errorf("temp dir: %w", err)
+	}
+	defer os.RemoveAll(tmp)
+	out, err := goCmd(ctx, tmp, "mod", "download", "-json", "k8s.io/kubernetes@"+KubernetesVersion)
+	if err != nil {
+		return "", fmt.Errorf("download k8s.io/kubernetes: %w", err)
+	}
+	var info struct{ GoMod, Error string }
+	if err := json.Unmarshal(out, &info); err != nil {
+		return "", fmt.Errorf("decode go mod download output: %w", err)
+	}
+	if info.Error != "" {
+		return "", fmt.Errorf("download k8s.io/kubernetes: %s", info.Error)
+	}
+	upstream, err := os.ReadFile(info.GoMod)
+	if err != nil {
+		return "", fmt.Errorf("read k8s.io/kubernetes go.mod: %w", err)
+	}
+	var sb strings.Builder
+	fmt.Fprintf(&sb, "module fanout.local/kasbuild\n\ngo 1.26.0\n\nrequire k8s.io/kubernetes %s\n\ntool k8s.io/kubernetes/cmd/kube-apiserver\n\nreplace (\n", KubernetesVersion)
+	n := 0
+	for _, m := range stagingReplace.FindAllSubmatch(upstream, -1) {
+		fmt.Fprintf(&sb, "\t%s => %s %s\n", m[1], m[1], stagingVersion)
+		n++
+	}
+	sb.WriteString(")\n")
+	if n == 0 {
+		return "", errors.New("k8s.io/kubernetes go.mod lists no staging modules: the build recipe no longer applies")
+	}
+	return sb.String(), nil
+}
+
+// buildTool builds pkg in a fresh module described by gomod and moves the binary to dst atomically.
+func buildTool(ctx context.Context, gomod, pkg, dst string) error {
+	tmp, err := os.MkdirTemp("", "fanout-build-")
+	if err != nil {
+		return fmt.Errorf("temp dir: %w", err)
+	}
+	defer os.RemoveAll(tmp)
+	if err := os.WriteFile(filepath.Join(tmp, "go.mod"), []byte(gomod), 0o644); err != nil {
+		return fmt.Errorf("write go.mod: %w", err)
+	}
+	if _, err := goCmd(ctx, tmp, "mod", "tidy"); err != nil {
+		return fmt.Errorf("go mod tidy: %w", err)
+	}
+	part := dst + ".part"
+	if _, err := goCmd(ctx, tmp, "build", "-o", part, pkg); err != nil {
+		return fmt.Errorf("go build %s: %w", pkg, err)
+	}
+	return os.Rename(part, dst)
+}
+
+func goCmd(ctx context.Context, dir string, args ...string) ([]byte, error) {
+	cmd := exec.CommandContext(ctx, "go", args...)
+	cmd.Dir = dir
+	// A build of a separate module must not inherit the caller's workspace or flags.
+	cmd.Env = append(os.Environ(), "GOWORK=off", "GOFLAGS=-mod=mod", "CGO_ENABLED=0")
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	if err := cmd.Run(); err != nil {
+		msg := stderr.String()
+		if len(msg) > 4000 {
+			msg = msg[len(msg)-4000:]
+		}
+		return nil, fmt.Errorf("go %s: %w: %s", strings.Join(args, " "), err, msg)
+	}
+	return stdout.Bytes(), nil
+}
+
+func isExecutable(path string) bool {
+	st, err := os.Stat(path)
+	return err == nil && st.Mode().IsRegular() && st.Mode()&0o111 != 0
+}
