@@ -2,10 +2,10 @@
 GO ?= go
 export FANOUT_REQUIRE_PRIVILEGED ?= $(shell [ "$$(id -u)" = 0 ] && echo 1 || echo 0)
 
-.PHONY: help demo test test-unit generate generate-check build bench lint
+.PHONY: help demo test test-unit generate generate-check build bench bench-probe lint
 
 help: ## list targets
-	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
+	@grep -hE '^[a-zA-Z0-9_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
 
 build: ## build all binaries into bin/
 	$(GO) build -o bin/ ./cmd/...
@@ -23,8 +23,41 @@ test: ## all tests (privileged ones run, never skip, as root)
 	$(GO) vet ./...
 	$(GO) test -count=1 -timeout 40m ./...
 
-bench: ## benchmarks; results written to BENCHMARKS.md
+bench: bench-probe ## benchmarks; results written to BENCHMARKS.md
 	@echo "bench targets are added per component"
+
+bench-probe: ## probe overhead per packet (root; interleaved A/B over loopback), section "Probe overhead" of BENCHMARKS.md
+	$(GO) run ./bench/probe -out BENCHMARKS.md
 
 demo: ## the main job: fleet incident replayed on a real API server
 	@echo "demo not wired yet"
+
+.PHONY: e2e-bins
+e2e-bins: ## build (or find cached) etcd + kube-apiserver for e2e tests (~5 min cold; $FANOUT_K8S_BIN_DIR overrides)
+	$(GO) run ./e2e/cmd/e2e-bins
+
+.PHONY: helm dashboards manifests alerts-test
+HELM_VERSION := $(shell awk '$$1=="helm.sh/helm/v3"{print $$2}' tools/helm/go.mod)
+HELM := $(HOME)/.cache/fanout/tools/helm-$(HELM_VERSION)
+
+$(HELM): tools/helm/go.mod
+	mkdir -p $(dir $(HELM)) && $(GO) -C tools/helm build -o $(HELM) helm.sh/helm/v3/cmd/helm
+
+helm: $(HELM) ## build the helm CLI (own module tools/helm) into ~/.cache/fanout/tools
+
+dashboards: ## regenerate Grafana dashboards and alert provisioning (dashboards/)
+	$(GO) run ./dashboards/gen -out dashboards -rules deploy/prometheus/rules.yaml
+
+manifests: $(HELM) ## sync the chart's rules copy and render deploy/manifests from the Helm chart
+	cp deploy/prometheus/rules.yaml deploy/helm/fanout/files/rules.yaml
+	$(HELM) lint --strict deploy/helm/fanout
+	$(HELM) template fanout deploy/helm/fanout --namespace fanout-system --kube-version v1.37.2 \
+		--set namespace.create=true > deploy/manifests/fanout.yaml
+
+alerts-test: ## promtool check + unit-test the Prometheus alert rules
+	promtool check rules deploy/prometheus/rules.yaml
+	promtool test rules deploy/prometheus/tests/*.yaml
+
+.PHONY: test-killswitch
+test-killswitch: ## kill switch tests (privileged as root: real cgroups, BPF, sock_diag; ~5 s)
+	$(GO) test -count=1 -v ./collector/blockmap ./collector/sockdestroy ./collector/enforce/... ./collector/nodectl

@@ -1,0 +1,651 @@
+package enforce
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"os"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/fanoutdev/fanout/collector/blockmap"
+	"github.com/fanoutdev/fanout/collector/cgroups"
+	"github.com/fanoutdev/fanout/collector/sockdestroy"
+)
+
+// WorkloadResolver names the workload of a pod on this node (collector/identity satisfies it through WorkloadFunc).
+type WorkloadResolver interface {
+	WorkloadOf(podUID string) (workload string, ok bool)
+}
+
+// WorkloadFunc adapts a function to WorkloadResolver.
+type WorkloadFunc func(podUID string) (string, bool)
+
+// WorkloadOf implements WorkloadResolver.
+func (f WorkloadFunc) WorkloadOf(podUID string) (string, bool) { return f(podUID) }
+
+// PriorityResolver is optionally implemented by the WorkloadResolver: pods whose priority class is
+// system-node-critical or system-cluster-critical are never blocked.
+type PriorityResolver interface {
+	PriorityClassOf(podUID string) (class string, ok bool)
+}
+
+// Config configures the Enforcer (flags: --bpf.pin-dir, --enforce.*).
+type Config struct {
+	// PinDir is the instance pin dir (bpffs; mounted at /sys/fs/bpf if missing).
+	PinDir string
+	// PodsCgroup is the node's pods cgroup (absolute path): the enforce programs attach there and the watcher
+	// watches its tree.
+	PodsCgroup string
+	// DefaultTTL applies to block directives without a TTL; MaxTTL caps every TTL.
+	DefaultTTL time.Duration
+	MaxTTL     time.Duration
+	// Protected lists workload patterns that are never blocked (path.Match over `Kind/namespace/name`); nil means
+	// DefaultProtected. Pods with a system-*-critical priority class and the agent's own pod are always protected.
+	Protected []string
+	// SweepInterval is how often TTLs, release ramps and the block list are reconciled (default 250ms).
+	SweepInterval time.Duration
+}
+
+func (c *Config) defaults() error {
+	if c.PinDir == "" || c.PodsCgroup == "" {
+		return errors.New("enforce config: pin dir and pods cgroup are required")
+	}
+	if c.DefaultTTL <= 0 {
+		c.DefaultTTL = 10 * time.Minute
+	}
+	if c.MaxTTL <= 0 {
+		c.MaxTTL = time.Hour
+	}
+	if c.Protected == nil {
+		c.Protected = DefaultProtected
+	}
+	if c.SweepInterval <= 0 {
+		c.SweepInterval = 250 * time.Millisecond
+	}
+	return nil
+}
+
+// Deps are the Enforcer's collaborators.
+type Deps struct {
+	Workloads WorkloadResolver
+	// Destinations returns the API-server endpoints whose connections are torn down on block; nil reads the pinned
+	// api_endpoints map of the instance.
+	Destinations func() ([]sockdestroy.Destination, error)
+}
+
+type pod struct {
+	uid       string
+	path      string
+	workload  string
+	releaseAt uint64 // boot ns; 0 = not scheduled
+}
+
+type workloadState struct {
+	expires   uint64 // boot ns; 0 = none
+	releasing bool
+	rampEnd   uint64
+	pods      map[uint64]*pod // blocked pod cgroups of the workload
+	refused   map[uint64]bool // protected pod cgroups of the workload (refused once)
+}
+
+// Enforcer applies kill-switch directives on one node. Create with New, start with Run, feed with Apply.
+type Enforcer struct {
+	cfg   Config
+	deps  Deps
+	log   *slog.Logger
+	maps  *blockmap.Maps
+	progs *programs
+	prot  protector
+	self  string // the agent's own pod UID, if it runs in a pod
+
+	mu        sync.Mutex
+	workloads map[string]*workloadState
+	known     map[uint64]*pod    // every pod cgroup seen (id -> pod), for attribution and new-pod checks
+	pending   map[string]podDir  // pods whose workload was unknown when their cgroup appeared
+	names     map[uint64]string  // cgroup id -> workload label, kept for counter attribution
+	destroyed map[string]float64 // workload -> sockets destroyed
+	refused   map[[2]string]float64
+
+	closeOnce sync.Once
+}
+
+// New loads and attaches the enforce programs (or takes over pinned ones), opens the block list and restores the
+// state found in the pin dir.
+func New(cfg Config, deps Deps, logger *slog.Logger) (_ *Enforcer, err error) {
+	if err := cfg.defaults(); err != nil {
+		return nil, err
+	}
+	if deps.Workloads == nil {
+		return nil, errors.New("enforce: a workload resolver is required")
+	}
+	if err := ensurePinDir(cfg.PinDir); err != nil {
+		return nil, fmt.Errorf("enforce: %w", err)
+	}
+	e := &Enforcer{cfg: cfg, deps: deps, log: logger.With("component", "enforce"),
+		prot: protector{patterns: cfg.Protected}, workloads: map[string]*workloadState{}, known: map[uint64]*pod{},
+		pending: map[string]podDir{}, names: map[uint64]string{}, destroyed: map[string]float64{},
+		refused: map[[2]string]float64{}}
+	if e.deps.Destinations == nil {
+		e.deps.Destinations = func() ([]sockdestroy.Destination, error) { return sockdestroy.ReadEndpoints(cfg.PinDir) }
+	}
+	e.self = selfPodUID()
+	if e.maps, err = blockmap.Open(cfg.PinDir); err != nil {
+		return nil, fmt.Errorf("enforce: %w", err)
+	}
+	defer func() {
+		if err != nil {
+			e.Close()
+		}
+	}()
+	if e.progs, err = loadPrograms(cfg.PinDir, cfg.PodsCgroup, e.log); err != nil {
+		return nil, fmt.Errorf("enforce: %w", err)
+	}
+	if err := e.restore(); err != nil {
+		return nil, fmt.Errorf("enforce: restore: %w", err)
+	}
+	return e, nil
+}
+
+// Close releases handles. Pinned links and the block list stay: blocks keep holding until their TTL (fail-static).
+// Idempotent.
+func (e *Enforcer) Close() error {
+	var err error
+	e.closeOnce.Do(func() {
+		var errs []error
+		if e.progs != nil {
+			errs = append(errs, e.progs.close())
+		}
+		if e.maps != nil {
+			errs = append(errs, e.maps.Close())
+		}
+		err = errors.Join(errs...)
+	})
+	return err
+}
+
+// Run watches the pods cgroup tree and reconciles TTLs and ramps until ctx ends. Blocks stay in force after it
+// returns.
+func (e *Enforcer) Run(ctx context.Context) error {
+	w, err := newWatcher(e.cfg.PodsCgroup, e.podCreated, e.podRemoved)
+	if err != nil {
+		return fmt.Errorf("enforce: %w", err)
+	}
+	errc := make(chan error, 1)
+	go func() { errc <- w.run(ctx) }()
+	t := time.NewTicker(e.cfg.SweepInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			<-errc
+			return nil
+		case err := <-errc:
+			return fmt.Errorf("enforce: cgroup watcher: %w", err)
+		case <-t.C:
+			e.sweep()
+		}
+	}
+}
+
+// Apply executes a directive. A block of a protected workload is refused with ErrProtected.
+func (e *Enforcer) Apply(d Directive) error {
+	if err := d.validate(); err != nil {
+		return fmt.Errorf("apply directive: %w", err)
+	}
+	switch d.Action {
+	case ActionBlock:
+		return e.block(d)
+	default:
+		return e.release(d)
+	}
+}
+
+// PodAdded re-checks a pod reported by the pod informer (its cgroup may have appeared before its identity).
+func (e *Enforcer) PodAdded(podUID string) {
+	e.mu.Lock()
+	pd, ok := e.pending[podUID]
+	e.mu.Unlock()
+	if ok {
+		e.podCreated(pd)
+	}
+}
+
+func (e *Enforcer) block(d Directive) error {
+	if e.prot.workloadProtected(d.Workload) {
+		e.refuse(d.Workload, ReasonProtected, "block refused: workload is protected", "reason", d.Reason)
+		return fmt.Errorf("block %s: %w", d.Workload, ErrProtected)
+	}
+	ttl := d.TTL
+	if ttl == 0 {
+		ttl = e.cfg.DefaultTTL
+	}
+	ttl = min(ttl, e.cfg.MaxTTL)
+	now := mustBootNow()
+	expires := blockmap.ExpiresIn(now, ttl)
+
+	e.mu.Lock()
+	ws := e.workloads[d.Workload]
+	if ws == nil {
+		ws = &workloadState{pods: map[uint64]*pod{}, refused: map[uint64]bool{}}
+		e.workloads[d.Workload] = ws
+	}
+	renewal := len(ws.pods) > 0 && !ws.releasing
+	ws.expires, ws.releasing, ws.rampEnd = expires, false, 0
+	err := e.maps.PutWorkload(d.Workload, blockmap.WorkloadRecord{ExpiresBootNs: expires})
+	var blocked []uint64
+	var errs []error
+	if err != nil {
+		errs = append(errs, err)
+	}
+	for _, pd := range scanPods(e.cfg.PodsCgroup) {
+		wl, ok := e.deps.Workloads.WorkloadOf(pd.uid)
+		if !ok {
+			e.pending[pd.uid] = pd
+			continue
+		}
+		p := e.remember(pd, wl)
+		if wl != d.Workload {
+			continue
+		}
+		ok, err := e.blockPodLocked(ws, p, pd.id, expires)
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		if ok {
+			blocked = append(blocked, pd.id)
+		}
+	}
+	e.mu.Unlock()
+
+	if !renewal {
+		e.log.Info("workload blocked", "workload", d.Workload, "pods", len(blocked), "ttl", ttl, "reason", d.Reason)
+	} else {
+		e.log.Debug("workload block renewed", "workload", d.Workload, "pods", len(blocked), "ttl", ttl)
+	}
+	if err := e.destroySockets(d.Workload, blocked); err != nil {
+		errs = append(errs, err)
+	}
+	if len(errs) > 0 {
+		return fmt.Errorf("block %s: %w", d.Workload, errors.Join(errs...))
+	}
+	return nil
+}
+
+// blockPodLocked puts one pod cgroup of ws in the block list unless the pod itself is protected (refused and
+// counted once per pod). Returns whether the pod is blocked.
+func (e *Enforcer) blockPodLocked(ws *workloadState, p *pod, id uint64, expires uint64) (bool, error) {
+	if reason := e.podProtected(p.uid); reason != "" {
+		if !ws.refused[id] {
+			ws.refused[id] = true
+			e.refuseLocked(p.workload, reason, "block of pod refused", "pod_uid", p.uid)
+		}
+		return false, nil
+	}
+	if err := e.maps.Put(id, blockmap.Entry{ExpiresBootNs: expires, WorkloadHash: blockmap.WorkloadHash(p.workload)}); err != nil {
+		return false, err
+	}
+	p.releaseAt = 0
+	ws.pods[id] = p
+	return true, nil
+}
+
+func (e *Enforcer) podProtected(uid string) string {
+	if uid == e.self {
+		return ReasonSelf
+	}
+	if pr, ok := e.deps.Workloads.(PriorityResolver); ok {
+		if class, ok := pr.PriorityClassOf(uid); ok && criticalPriorityClasses[class] {
+			return ReasonCritical
+		}
+	}
+	return ""
+}
+
+func (e *Enforcer) remember(pd podDir, workload string) *pod {
+	p := e.known[pd.id]
+	if p == nil {
+		p = &pod{uid: pd.uid, path: pd.path}
+		e.known[pd.id] = p
+	}
+	p.workload = workload
+	e.names[pd.id] = workload
+	delete(e.pending, pd.uid)
+	return p
+}
+
+func (e *Enforcer) release(d Directive) error {
+	now := mustBootNow()
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	ws := e.workloads[d.Workload]
+	if ws == nil {
+		e.log.Info("release of a workload not blocked here", "workload", d.Workload)
+		return nil
+	}
+	ids := make([]uint64, 0, len(ws.pods))
+	for id := range ws.pods {
+		ids = append(ids, id)
+	}
+	rand.Shuffle(len(ids), func(i, j int) { ids[i], ids[j] = ids[j], ids[i] })
+	offsets := d.Ramp.schedule(len(ids))
+	var last uint64
+	for i, id := range ids {
+		at := now + uint64(offsets[i])
+		if d.Ramp.Jitter > 0 {
+			at += uint64(rand.Int64N(int64(d.Ramp.Jitter)))
+		}
+		ws.pods[id].releaseAt = max(at, 1)
+		last = max(last, at)
+	}
+	ws.releasing, ws.rampEnd = true, max(last, now)
+	if err := e.maps.PutWorkload(d.Workload, blockmap.WorkloadRecord{ExpiresBootNs: ws.expires,
+		RampEndBootNs: ws.rampEnd, Flags: blockmap.FlagReleasing}); err != nil {
+		return fmt.Errorf("release %s: %w", d.Workload, err)
+	}
+	e.log.Info("workload release started", "workload", d.Workload, "pods", len(ids), "ramp", d.Ramp.Duration,
+		"steps", d.Ramp.Steps, "jitter", d.Ramp.Jitter, "reason", d.Reason)
+	e.advanceLocked(now)
+	return nil
+}
+
+// podCreated handles a new pod cgroup: blocked at once when its workload is blocked.
+func (e *Enforcer) podCreated(pd podDir) {
+	wl, ok := e.deps.Workloads.WorkloadOf(pd.uid)
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if !ok {
+		e.pending[pd.uid] = pd
+		return
+	}
+	p := e.remember(pd, wl)
+	ws := e.workloads[wl]
+	if ws == nil || ws.releasing {
+		return
+	}
+	if _, done := ws.pods[pd.id]; done {
+		return
+	}
+	ok, err := e.blockPodLocked(ws, p, pd.id, ws.expires)
+	if err != nil {
+		e.log.Error("block new pod", "workload", wl, "pod_uid", pd.uid, "err", err)
+		return
+	}
+	if !ok {
+		return
+	}
+	e.log.Info("new pod of blocked workload blocked", "workload", wl, "pod_uid", pd.uid, "cgroup", pd.path)
+}
+
+func (e *Enforcer) podRemoved(path string) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	for uid, pd := range e.pending {
+		if pd.path == path {
+			delete(e.pending, uid)
+		}
+	}
+	for id, p := range e.known {
+		if p.path != path {
+			continue
+		}
+		delete(e.known, id)
+		delete(e.pending, p.uid)
+		if ws := e.workloads[p.workload]; ws != nil {
+			if _, ok := ws.pods[id]; ok {
+				delete(ws.pods, id)
+				if err := e.maps.Delete(id); err != nil {
+					e.log.Error("forget removed pod", "cgroup", path, "err", err)
+				}
+			}
+		}
+	}
+}
+
+// sweep expires TTLs, advances release ramps, retries pods of unknown identity and compacts the block list.
+func (e *Enforcer) sweep() {
+	now := mustBootNow()
+	var retry []podDir
+	e.mu.Lock()
+	for name, ws := range e.workloads {
+		if ws.expires != 0 && now >= ws.expires {
+			e.log.Info("workload block expired", "workload", name, "pods", len(ws.pods))
+			e.dropWorkloadLocked(name, ws)
+		}
+	}
+	e.advanceLocked(now)
+	e.adoptLocked(now)
+	for _, pd := range e.pending {
+		retry = append(retry, pd)
+	}
+	if _, err := e.maps.Compact(); err != nil {
+		e.log.Error("compact block list", "err", err)
+	}
+	e.mu.Unlock()
+	for _, pd := range retry {
+		e.podCreated(pd)
+	}
+}
+
+// advanceLocked re-admits released pods whose time has come and finishes completed ramps.
+func (e *Enforcer) advanceLocked(now uint64) {
+	for name, ws := range e.workloads {
+		if !ws.releasing {
+			continue
+		}
+		for id, p := range ws.pods {
+			if p.releaseAt != 0 && now >= p.releaseAt {
+				if err := e.maps.Delete(id); err != nil {
+					e.log.Error("release pod", "workload", name, "err", err)
+					continue
+				}
+				delete(ws.pods, id)
+				e.log.Info("pod re-admitted", "workload", name, "pod_uid", p.uid, "left", len(ws.pods))
+			}
+		}
+		if len(ws.pods) == 0 && now >= ws.rampEnd {
+			e.log.Info("workload released", "workload", name)
+			e.dropWorkloadLocked(name, ws)
+		}
+	}
+}
+
+func (e *Enforcer) dropWorkloadLocked(name string, ws *workloadState) {
+	for id := range ws.pods {
+		if err := e.maps.Delete(id); err != nil {
+			e.log.Error("unblock pod", "workload", name, "err", err)
+		}
+	}
+	if err := e.maps.DeleteWorkload(name); err != nil {
+		e.log.Error("forget workload", "workload", name, "err", err)
+	}
+	delete(e.workloads, name)
+}
+
+// adoptLocked reconciles with entries written by others (fanoutctl node) and removes expired ones.
+func (e *Enforcer) adoptLocked(now uint64) {
+	entries, err := e.maps.List()
+	if err != nil {
+		e.log.Error("list block list", "err", err)
+		return
+	}
+	for id, en := range entries {
+		if !en.Active(now) {
+			if err := e.maps.Delete(id); err == nil {
+				e.log.Info("expired block entry removed", "cgroup_id", id)
+			}
+			continue
+		}
+		if _, ok := e.names[id]; !ok {
+			e.names[id] = e.labelFor(id, en)
+		}
+	}
+}
+
+func (e *Enforcer) labelFor(id uint64, en blockmap.Entry) string {
+	if p := e.known[id]; p != nil && p.workload != "" {
+		return p.workload
+	}
+	for name := range e.workloads {
+		if blockmap.WorkloadHash(name) == en.WorkloadHash {
+			return name
+		}
+	}
+	return fmt.Sprintf("Unknown//cgroup-%d", id)
+}
+
+func (e *Enforcer) destroySockets(workload string, podIDs []uint64) error {
+	if len(podIDs) == 0 {
+		return nil
+	}
+	dests, err := e.deps.Destinations()
+	if err != nil {
+		return fmt.Errorf("api destinations: %w", err)
+	}
+	var ids []uint64
+	e.mu.Lock()
+	for _, id := range podIDs {
+		if p := e.known[id]; p != nil {
+			sub, err := sockdestroy.TreeCgroupIDs(p.path)
+			if err == nil {
+				ids = append(ids, sub...)
+			}
+		}
+	}
+	e.mu.Unlock()
+	n, err := sockdestroy.Destroy(context.Background(), sockdestroy.Filter{CgroupIDs: ids, Dests: dests})
+	total := 0
+	for _, c := range n {
+		total += c
+	}
+	e.mu.Lock()
+	e.destroyed[workload] += float64(total)
+	e.mu.Unlock()
+	if total > 0 {
+		e.log.Info("api connections torn down", "workload", workload, "sockets", total)
+	}
+	if err != nil {
+		return fmt.Errorf("destroy sockets: %w", err)
+	}
+	return nil
+}
+
+func (e *Enforcer) refuse(workload, reason, msg string, kv ...any) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.refuseLocked(workload, reason, msg, kv...)
+}
+
+func (e *Enforcer) refuseLocked(workload, reason, msg string, kv ...any) {
+	e.refused[[2]string{workload, reason}]++
+	e.log.Warn(msg, append([]any{"workload", workload, "refusal", reason}, kv...)...)
+}
+
+// restore rebuilds the in-memory state from the pinned maps: workload directives, their blocked pods, and removes
+// entries that expired or whose cgroup is gone. Established API connections of restored blocked pods are torn down
+// again (they may have been opened before the block reached the kernel).
+func (e *Enforcer) restore() error {
+	now := mustBootNow()
+	recs, err := e.maps.ListWorkloads()
+	if err != nil {
+		return err
+	}
+	entries, err := e.maps.List()
+	if err != nil {
+		return err
+	}
+	pods := map[uint64]podDir{}
+	for _, pd := range scanPods(e.cfg.PodsCgroup) {
+		pods[pd.id] = pd
+	}
+	e.mu.Lock()
+	byHash := map[uint32]string{}
+	for name, r := range recs {
+		if r.ExpiresBootNs != 0 && now >= r.ExpiresBootNs {
+			e.maps.DeleteWorkload(name)
+			continue
+		}
+		ws := &workloadState{expires: r.ExpiresBootNs, pods: map[uint64]*pod{}, refused: map[uint64]bool{}}
+		if r.Flags&blockmap.FlagReleasing != 0 {
+			ws.releasing, ws.rampEnd = true, r.RampEndBootNs
+		}
+		e.workloads[name] = ws
+		byHash[blockmap.WorkloadHash(name)] = name
+	}
+	restored := map[string][]uint64{}
+	for id, en := range entries {
+		if !en.Active(now) {
+			e.maps.Delete(id)
+			continue
+		}
+		name, ok := byHash[en.WorkloadHash]
+		if !ok || en.Flags&blockmap.FlagBreakGlass != 0 {
+			e.names[id] = e.labelFor(id, en)
+			continue // a break-glass entry (fanoutctl node): kept as is until its TTL
+		}
+		pd, exists := pods[id]
+		if !exists {
+			e.maps.Delete(id) // the pod is gone
+			continue
+		}
+		p := e.remember(pd, name)
+		ws := e.workloads[name]
+		ws.pods[id] = p
+		restored[name] = append(restored[name], id)
+	}
+	// Releasing workloads: spread the pods left over what remains of the ramp.
+	for name, ws := range e.workloads {
+		if !ws.releasing {
+			continue
+		}
+		i, n := 0, len(ws.pods)
+		for _, p := range ws.pods {
+			i++
+			p.releaseAt = now
+			if ws.rampEnd > now {
+				p.releaseAt = now + (ws.rampEnd-now)*uint64(i)/uint64(n)
+			}
+		}
+		e.log.Info("release ramp resumed", "workload", name, "pods", n)
+	}
+	e.mu.Unlock()
+	for name, ids := range restored {
+		e.log.Info("block restored from pinned state", "workload", name, "pods", len(ids))
+		if err := e.destroySockets(name, ids); err != nil {
+			e.log.Warn("tear down restored pods' connections", "workload", name, "err", err)
+		}
+	}
+	// Pods of blocked workloads that appeared while no agent ran.
+	for _, pd := range pods {
+		if _, ok := entries[pd.id]; !ok {
+			e.podCreated(pd)
+		}
+	}
+	return nil
+}
+
+func mustBootNow() uint64 {
+	now, err := blockmap.BootNow()
+	if err != nil {
+		panic(err) // CLOCK_BOOTTIME exists on every supported kernel
+	}
+	return now
+}
+
+// selfPodUID returns the pod UID of the agent's own cgroup ("" outside a pod).
+func selfPodUID() string {
+	b, err := os.ReadFile("/proc/self/cgroup")
+	if err != nil {
+		return ""
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if p, ok := strings.CutPrefix(line, "0::"); ok {
+			return cgroups.Parse(p).PodUID
+		}
+	}
+	return ""
+}
