@@ -2,7 +2,7 @@
 GO ?= go
 export FANOUT_REQUIRE_PRIVILEGED ?= $(shell [ "$$(id -u)" = 0 ] && echo 1 || echo 0)
 
-.PHONY: help demo test test-unit generate generate-check build bench bench-probe lint
+.PHONY: help demo test test-unit generate generate-check build bench bench-probe bench-aggregator lint
 
 help: ## list targets
 	@grep -hE '^[a-zA-Z0-9_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
@@ -23,7 +23,7 @@ test: ## all tests (privileged ones run, never skip, as root)
 	$(GO) vet ./...
 	$(GO) test -count=1 -timeout 40m ./...
 
-bench: bench-probe ## benchmarks; results written to BENCHMARKS.md
+bench: bench-probe bench-aggregator ## benchmarks; results written to BENCHMARKS.md
 	@echo "bench targets are added per component"
 
 bench-probe: ## probe overhead per packet (root; interleaved A/B over loopback), section "Probe overhead" of BENCHMARKS.md
@@ -61,3 +61,11 @@ alerts-test: ## promtool check + unit-test the Prometheus alert rules
 .PHONY: test-killswitch
 test-killswitch: ## kill switch tests (privileged as root: real cgroups, BPF, sock_diag; ~5 s)
 	$(GO) test -count=1 -v ./collector/blockmap ./collector/sockdestroy ./collector/enforce/... ./collector/nodectl
+
+bench-aggregator: ## aggregator ingest: 10,000 synthetic agents over real gRPC at 1 Hz; CPU, RSS, onset->decision; section "Aggregator ingest" of BENCHMARKS.md
+	$(GO) build -o bin/fanout-aggregator ./cmd/fanout-aggregator
+	$(GO) run ./bench/aggregator -aggregator-bin bin/fanout-aggregator -out BENCHMARKS.md
+
+.PHONY: e2e-incident
+e2e-incident: e2e-bins ## replay the incident on a real kube-apiserver with NO fanout (unprotected baseline; writes incident-report.html)
+	$(GO) run ./e2e/cmd/incident

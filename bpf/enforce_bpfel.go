@@ -30,6 +30,12 @@ type EnforceApiFilterValue struct {
 	_     structs.HostLayout
 	Exact [32]uint64
 	Any   [32]uint64
+	Fast4 [8]struct {
+		_    structs.HostLayout
+		Addr uint32
+		Port uint16
+		Pad  uint16
+	}
 }
 
 type EnforceBlockedEntry struct {

@@ -1,0 +1,377 @@
+package main
+
+import (
+	"bufio"
+	"errors"
+	"flag"
+	"fmt"
+	"log/slog"
+	"net/netip"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"slices"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/cilium/ebpf"
+	"github.com/cilium/ebpf/asm"
+	"github.com/cilium/ebpf/link"
+	"golang.org/x/sys/unix"
+
+	"github.com/fanoutdev/fanout/collector/cgroups"
+	"github.com/fanoutdev/fanout/collector/probe"
+)
+
+const serverEnv = "FANOUT_BENCH_SERVER"
+
+type options struct {
+	rounds, perBlock int
+	out              string
+}
+
+func main() {
+	if os.Getenv(serverEnv) == "1" {
+		if err := serve(); err != nil {
+			fmt.Fprintln(os.Stderr, "bench server:", err)
+			os.Exit(1)
+		}
+		return
+	}
+	var o options
+	flag.IntVar(&o.rounds, "rounds", 300, "A/B rounds (each runs every configuration once, in rotating order)")
+	flag.IntVar(&o.perBlock, "per-block", 300, "request/response round trips per block")
+	flag.StringVar(&o.out, "out", "BENCHMARKS.md", "file whose \"Probe overhead\" section is replaced")
+	flag.Parse()
+	logger := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	if err := run(o, logger); err != nil {
+		logger.Error("bench failed", "err", err)
+		os.Exit(1)
+	}
+}
+
+// serve is the echo server child (in a cgroup outside the attach point, so only the client side is hooked):
+// accept one connection, echo 64-byte messages with blocking syscalls.
+func serve() error {
+	runtime.LockOSThread()
+	fd, err := syscall.Socket(syscall.AF_INET, syscall.SOCK_STREAM, 0)
+	if err != nil {
+		return err
+	}
+	if err := syscall.Bind(fd, &syscall.SockaddrInet4{Addr: [4]byte{127, 0, 0, 1}}); err != nil {
+		return err
+	}
+	if err := syscall.Listen(fd, 1); err != nil {
+		return err
+	}
+	sa, err := syscall.Getsockname(fd)
+	if err != nil {
+		return err
+	}
+	fmt.Println(sa.(*syscall.SockaddrInet4).Port)
+	c, _, err := syscall.Accept(fd)
+	if err != nil {
+		return err
+	}
+	syscall.SetsockoptInt(c, syscall.IPPROTO_TCP, syscall.TCP_NODELAY, 1)
+	buf := make([]byte, 64)
+	for {
+		if err := readFull(c, buf); err != nil {
+			return nil // client closed
+		}
+		if _, err := syscall.Write(c, buf); err != nil {
+			return err
+		}
+	}
+}
+
+func readFull(fd int, b []byte) error {
+	for n := 0; n < len(b); {
+		m, err := syscall.Read(fd, b[n:])
+		if err != nil {
+			return err
+		}
+		if m == 0 {
+			return errors.New("eof")
+		}
+		n += m
+	}
+	return nil
+}
+
+func run(o options, logger *slog.Logger) error {
+	mnt, err := cgroups.Cgroup2Mount()
+	if err != nil {
+		return err
+	}
+	base := filepath.Join(mnt, fmt.Sprintf("fanout-bench-%d", os.Getpid()))
+	attachAt, serverCg := filepath.Join(base, "attach"), filepath.Join(base, "server")
+	clientCg := filepath.Join(attachAt, "client")
+	for _, d := range []string{base, attachAt, serverCg, clientCg} {
+		if err := os.Mkdir(d, 0o755); err != nil {
+			return fmt.Errorf("create cgroup: %w", err)
+		}
+	}
+	origCg := cgroupOf(mnt)
+	defer func() {
+		os.WriteFile(filepath.Join(origCg, "cgroup.procs"), []byte(strconv.Itoa(os.Getpid())), 0)
+		for _, d := range []string{clientCg, serverCg, attachAt, base} {
+			if err := os.Remove(d); err != nil {
+				logger.Warn("remove cgroup", "dir", d, "err", err)
+			}
+		}
+	}()
+
+	pinDir := filepath.Join(probe.DefaultBPFFS, "fanout-bench", strconv.Itoa(os.Getpid()))
+	p, err := probe.New(probe.Config{PinDir: pinDir}, logger)
+	if err != nil {
+		return err
+	}
+	defer func() {
+		p.Uninstall()
+		os.RemoveAll(pinDir) // the bench's own instance: also the shared block-list pins
+		os.Remove(filepath.Dir(pinDir))
+	}()
+
+	// Server child in its own cgroup.
+	sfd, err := os.Open(serverCg)
+	if err != nil {
+		return err
+	}
+	srv := exec.Command(os.Args[0])
+	srv.Env = append(os.Environ(), serverEnv+"=1")
+	srv.SysProcAttr = &syscall.SysProcAttr{UseCgroupFD: true, CgroupFD: int(sfd.Fd())}
+	srv.Stderr = os.Stderr
+	stdout, err := srv.StdoutPipe()
+	if err != nil {
+		return err
+	}
+	if err := srv.Start(); err != nil {
+		return fmt.Errorf("start server: %w", err)
+	}
+	sfd.Close()
+	defer func() { srv.Process.Kill(); srv.Wait() }()
+	line, err := bufio.NewReader(stdout).ReadString('\n')
+	if err != nil {
+		return fmt.Errorf("server port: %w", err)
+	}
+	port, err := strconv.Atoi(strings.TrimSpace(line))
+	if err != nil {
+		return err
+	}
+
+	// The benchmark process (the client) moves into the hooked cgroup before creating its socket.
+	if err := os.WriteFile(filepath.Join(clientCg, "cgroup.procs"), []byte(strconv.Itoa(os.Getpid())), 0); err != nil {
+		return fmt.Errorf("enter client cgroup: %w", err)
+	}
+	runtime.LockOSThread()
+	fd, err := syscall.Socket(syscall.AF_INET, syscall.SOCK_STREAM, 0)
+	if err != nil {
+		return err
+	}
+	defer syscall.Close(fd)
+	if err := syscall.Connect(fd, &syscall.SockaddrInet4{Addr: [4]byte{127, 0, 0, 1}, Port: port}); err != nil {
+		return fmt.Errorf("connect: %w", err)
+	}
+	syscall.SetsockoptInt(fd, syscall.IPPROTO_TCP, syscall.TCP_NODELAY, 1)
+	buf := make([]byte, 64)
+	// block runs n round trips and returns the wall time.
+	block := func(n int) (wall time.Duration, err error) {
+		start := time.Now()
+		for range n {
+			if _, err := syscall.Write(fd, buf); err != nil {
+				return 0, err
+			}
+			if err := readFull(fd, buf); err != nil {
+				return 0, err
+			}
+		}
+		return time.Since(start), nil
+	}
+	if _, err := block(5000); err != nil { // warm up
+		return err
+	}
+
+	apiEP := []probe.Endpoint{{Addr: netip.MustParseAddr("127.0.0.1"), Port: uint16(port)}}
+	otherEP := []probe.Endpoint{{Addr: netip.MustParseAddr("10.96.0.1"), Port: 443, ClusterIP: true}}
+	objs := p.Objects()
+	empty, err := ebpf.NewProgram(&ebpf.ProgramSpec{Type: ebpf.CGroupSKB, License: "GPL",
+		Instructions: asm.Instructions{asm.Mov.Imm(asm.R0, 1), asm.Return()}})
+	if err != nil {
+		return fmt.Errorf("load empty program: %w", err)
+	}
+	defer empty.Close()
+	attach := func(egress, ingress *ebpf.Program) ([]link.Link, error) {
+		var ls []link.Link
+		for _, a := range []struct {
+			prog *ebpf.Program
+			typ  ebpf.AttachType
+		}{{egress, ebpf.AttachCGroupInetEgress}, {ingress, ebpf.AttachCGroupInetIngress}} {
+			l, err := link.AttachCgroup(link.CgroupOptions{Path: attachAt, Attach: a.typ, Program: a.prog})
+			if err != nil {
+				return ls, err
+			}
+			ls = append(ls, l)
+		}
+		return ls, nil
+	}
+
+	const (
+		detached = iota
+		matching
+		other
+		hookOnly
+		nConfigs
+	)
+	names := []string{"detached", "attached, API packets", "attached, other packets", "empty programs attached"}
+	per := make([][]float64, nConfigs) // wall ns per round trip, per round
+	var matchPackets uint64
+	var matchRTs int
+	for r := range o.rounds {
+		for i := range nConfigs {
+			cfg := (i + r) % nConfigs
+			var ls []link.Link
+			if cfg == hookOnly {
+				if ls, err = attach(empty, empty); err != nil {
+					return fmt.Errorf("attach: %w", err)
+				}
+			} else if cfg != detached {
+				eps := apiEP
+				if cfg == other {
+					eps = otherEP
+				}
+				if err := p.SetEndpoints(eps); err != nil {
+					return err
+				}
+				if ls, err = attach(objs.FanoutEgress, objs.FanoutIngress); err != nil {
+					return fmt.Errorf("attach: %w", err)
+				}
+			}
+			before, _ := totalPackets(p)
+			d, err := block(o.perBlock)
+			after, _ := totalPackets(p)
+			for _, l := range ls {
+				l.Close()
+			}
+			if err != nil {
+				return err
+			}
+			if cfg == matching {
+				matchPackets += after - before
+				matchRTs += o.perBlock
+			}
+			per[cfg] = append(per[cfg], float64(d.Nanoseconds())/float64(o.perBlock))
+		}
+	}
+	pktsPerRT := float64(matchPackets) / float64(matchRTs)
+	// Noise from other processes on a shared machine only adds time: compare low percentiles of the per-block
+	// round-trip times (p10, with the median alongside).
+	res := result{
+		rounds: o.rounds, perBlock: o.perBlock, pktsPerRT: pktsPerRT,
+	}
+	for i := range nConfigs {
+		res.rtNs[i], res.rtMed[i] = pct(per[i], 10), pct(per[i], 50)
+	}
+	res.matchPerPkt = (res.rtNs[matching] - res.rtNs[detached]) / pktsPerRT
+	res.otherPerPkt = (res.rtNs[other] - res.rtNs[detached]) / pktsPerRT
+	res.matchMed = (res.rtMed[matching] - res.rtMed[detached]) / pktsPerRT
+	res.otherMed = (res.rtMed[other] - res.rtMed[detached]) / pktsPerRT
+	res.hookPerPkt = (res.rtNs[hookOnly] - res.rtNs[detached]) / pktsPerRT
+	res.hookMed = (res.rtMed[hookOnly] - res.rtMed[detached]) / pktsPerRT
+	// In-kernel cost on the real path: kernel BPF run-time statistics (enabled only for this phase).
+	stats, err := ebpf.EnableStats(uint32(unix.BPF_STATS_RUN_TIME))
+	if err != nil {
+		return fmt.Errorf("enable bpf stats: %w", err)
+	}
+	realCost := func(egress, ingress *ebpf.Program, eps []probe.Endpoint) (float64, error) {
+		if err := p.SetEndpoints(eps); err != nil {
+			return 0, err
+		}
+		ls, err := attach(egress, ingress)
+		defer func() {
+			for _, l := range ls {
+				l.Close()
+			}
+		}()
+		if err != nil {
+			return 0, err
+		}
+		if _, err := block(1000); err != nil {
+			return 0, err
+		}
+		t0, n0 := runStats(egress, ingress)
+		if _, err := block(20 * o.perBlock); err != nil {
+			return 0, err
+		}
+		t1, n1 := runStats(egress, ingress)
+		if n1 == n0 {
+			return 0, errors.New("no program runs recorded")
+		}
+		return float64(t1-t0) / float64(n1-n0), nil
+	}
+	if res.realMatch, err = realCost(objs.FanoutEgress, objs.FanoutIngress, apiEP); err == nil {
+		if res.realOther, err = realCost(objs.FanoutEgress, objs.FanoutIngress, otherEP); err == nil {
+			res.realEmpty, err = realCost(empty, empty, otherEP)
+		}
+	}
+	stats.Close()
+	if err != nil {
+		return fmt.Errorf("real-path cost: %w", err)
+	}
+	res.progMatch, res.progOther, res.progBase, err = progCosts(p)
+	if err != nil {
+		return err
+	}
+	for i, n := range names {
+		fmt.Fprintf(os.Stderr, "round trip %-26s wall p10 %6.0f ns  median %6.0f ns\n", n, res.rtNs[i], res.rtMed[i])
+	}
+	section := res.markdown()
+	fmt.Print(section)
+	return writeSection(o.out, "Probe overhead", section)
+}
+
+// runStats sums the kernel's run time and run count of the programs (egress and ingress may be the same).
+func runStats(progs ...*ebpf.Program) (time.Duration, uint64) {
+	var t time.Duration
+	var n uint64
+	seen := map[*ebpf.Program]bool{}
+	for _, p := range progs {
+		if seen[p] {
+			continue
+		}
+		seen[p] = true
+		if st, err := p.Stats(); err == nil {
+			t += st.Runtime
+			n += st.RunCount
+		}
+	}
+	return t, n
+}
+
+func cgroupOf(mnt string) string {
+	b, _ := os.ReadFile("/proc/self/cgroup")
+	for _, l := range strings.Split(string(b), "\n") {
+		if rel, ok := strings.CutPrefix(l, "0::"); ok {
+			return filepath.Join(mnt, rel)
+		}
+	}
+	return mnt
+}
+
+func totalPackets(p *probe.Probe) (uint64, error) {
+	m, err := p.ReadCounters()
+	var n uint64
+	for _, c := range m {
+		n += c.TxPackets + c.RxPackets
+	}
+	return n, err
+}
+
+func pct(v []float64, p int) float64 {
+	s := slices.Clone(v)
+	slices.Sort(s)
+	return s[len(s)*p/100]
+}

@@ -1,0 +1,105 @@
+package main
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/fanoutdev/fanout/collector/probe"
+	"github.com/fanoutdev/fanout/internal/profiling"
+)
+
+// config is the agent's typed configuration, from flags.
+type config struct {
+	NodeName       string
+	CgroupRoot     string // attach point; "" = the kubelet's pods cgroup under the cgroup2 mount
+	PinDir         string // "" = /sys/fs/bpf/fanout/<node>
+	APIEndpoints   string // static ip[:port] list
+	Kubeconfig     string
+	ListenAddress  string
+	Interval       time.Duration
+	MaxCgroups     uint
+	PodLogsDir     string
+	InformerJitter time.Duration
+	LogLevel       string
+	ConfigCheck    bool
+	Uninstall      bool
+	Profiling      profiling.Config
+
+	endpoints []probe.Endpoint
+}
+
+func parseFlags(args []string) (*config, error) {
+	c := &config{}
+	fs := flag.NewFlagSet("fanout-agent", flag.ContinueOnError)
+	host, _ := os.Hostname()
+	if n := os.Getenv("NODE_NAME"); n != "" {
+		host = n
+	}
+	fs.StringVar(&c.NodeName, "node.name", host, "this node's name (pod informer scope, report identity); default $NODE_NAME or the hostname")
+	fs.StringVar(&c.CgroupRoot, "cgroup.root", "", "cgroup2 directory to attach at (default: kubepods.slice or kubepods under the cgroup2 mount)")
+	fs.StringVar(&c.PinDir, "bpf.pin-dir", "", "instance pin dir for maps and links (default /sys/fs/bpf/fanout/<node.name>)")
+	fs.UintVar(&c.MaxCgroups, "bpf.max-cgroups", 16384, "capacity of the per-cgroup counter map")
+	fs.StringVar(&c.APIEndpoints, "api.endpoints", "", "static API-server endpoints, comma separated ip[:port] ([v6]:port); no port = any port")
+	fs.StringVar(&c.Kubeconfig, "kubeconfig", "", "kubeconfig for the pod informer (default: in-cluster; without an API server the agent keeps counting)")
+	fs.StringVar(&c.PodLogsDir, "pod-logs.dir", "/var/log/pods", "kubelet pod log dir (identity fallback without API server)")
+	fs.DurationVar(&c.InformerJitter, "informer.start-jitter", 5*time.Second, "random delay before the pod informer's first LIST")
+	fs.StringVar(&c.ListenAddress, "web.listen-address", ":9810", "address for /metrics and /healthz")
+	fs.DurationVar(&c.Interval, "interval", time.Second, "counter read and report interval")
+	fs.StringVar(&c.LogLevel, "log.level", "info", "debug, info, warn or error")
+	fs.BoolVar(&c.ConfigCheck, "config.check", false, "validate the configuration and exit")
+	fs.BoolVar(&c.Uninstall, "uninstall", false, "detach and unpin everything of this instance (traffic probe, kill switch, block list), then exit")
+	c.Profiling.RegisterFlags(fs)
+	if err := fs.Parse(args); err != nil {
+		return nil, err
+	}
+	if fs.NArg() > 0 {
+		return nil, fmt.Errorf("unexpected arguments: %v", fs.Args())
+	}
+	return c, c.validate()
+}
+
+func (c *config) validate() error {
+	var errs []error
+	if c.NodeName == "" {
+		errs = append(errs, errors.New("--node.name is required"))
+	}
+	if c.PinDir == "" {
+		c.PinDir = filepath.Join(probe.DefaultBPFFS, "fanout", c.NodeName)
+	}
+	if !filepath.IsAbs(c.PinDir) {
+		errs = append(errs, fmt.Errorf("--bpf.pin-dir %q: must be absolute", c.PinDir))
+	}
+	if c.CgroupRoot != "" {
+		if st, err := os.Stat(c.CgroupRoot); err != nil || !st.IsDir() {
+			errs = append(errs, fmt.Errorf("--cgroup.root %q: not a directory", c.CgroupRoot))
+		}
+	}
+	eps, err := probe.ParseEndpoints(c.APIEndpoints)
+	if err != nil {
+		errs = append(errs, fmt.Errorf("--api.endpoints: %w", err))
+	}
+	c.endpoints = eps
+	if c.Interval < 100*time.Millisecond {
+		errs = append(errs, fmt.Errorf("--interval %s: must be at least 100ms", c.Interval))
+	}
+	if c.MaxCgroups == 0 || c.MaxCgroups > 1<<22 {
+		errs = append(errs, fmt.Errorf("--bpf.max-cgroups %d: out of range", c.MaxCgroups))
+	}
+	if c.Kubeconfig != "" {
+		if _, err := os.Stat(c.Kubeconfig); err != nil {
+			errs = append(errs, fmt.Errorf("--kubeconfig: %w", err))
+		}
+	}
+	switch c.LogLevel {
+	case "debug", "info", "warn", "error":
+	default:
+		errs = append(errs, fmt.Errorf("--log.level %q: want debug, info, warn or error", c.LogLevel))
+	}
+	c.Profiling.AppName = "fanout-agent"
+	c.Profiling.Tags = map[string]string{"node": c.NodeName}
+	return errors.Join(errs...)
+}

@@ -1,0 +1,190 @@
+// Command fanout-agent is fanout's node agent (a DaemonSet): it counts every pod's API-server traffic in the
+// kernel, attributes it to pods and workloads, exports Prometheus metrics and produces per-second snapshots for the
+// aggregator.
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"syscall"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
+	"k8s.io/client-go/tools/clientcmd"
+	"k8s.io/klog/v2"
+
+	"github.com/fanoutdev/fanout/collector/agent"
+	"github.com/fanoutdev/fanout/collector/cgroups"
+	"github.com/fanoutdev/fanout/collector/enforce"
+	"github.com/fanoutdev/fanout/collector/identity"
+	"github.com/fanoutdev/fanout/collector/metrics"
+	"github.com/fanoutdev/fanout/collector/probe"
+	"github.com/fanoutdev/fanout/internal/profiling"
+)
+
+var version = "dev"
+
+func main() {
+	cfg, err := parseFlags(os.Args[1:])
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "fanout-agent:", err)
+		os.Exit(2)
+	}
+	if cfg.ConfigCheck {
+		fmt.Println("configuration ok")
+		return
+	}
+	logger := newLogger(cfg.LogLevel)
+	klog.SetSlogLogger(logger.With("component", "client-go"))
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := run(ctx, cfg, logger); err != nil {
+		logger.Error("agent failed", "err", err)
+		os.Exit(1)
+	}
+}
+
+func newLogger(level string) *slog.Logger {
+	var l slog.Level
+	_ = l.UnmarshalText([]byte(level))
+	return slog.New(slog.NewJSONHandler(os.Stderr, &slog.HandlerOptions{Level: l}))
+}
+
+func run(ctx context.Context, cfg *config, logger *slog.Logger) error {
+	if cfg.Uninstall {
+		if err := uninstall(cfg.PinDir); err != nil {
+			return fmt.Errorf("uninstall: %w", err)
+		}
+		logger.Info("instance uninstalled", "pin_dir", cfg.PinDir)
+		return nil
+	}
+	stopProfiling, err := profiling.Start(ctx, cfg.Profiling, logger)
+	if err != nil {
+		return err
+	}
+	defer stopProfiling()
+
+	mount, err := cgroups.Cgroup2Mount()
+	if err != nil {
+		return err
+	}
+	root := cfg.CgroupRoot
+	if root == "" {
+		if root, err = cgroups.PodsCgroup(mount); err != nil {
+			return err
+		}
+	}
+	p, err := probe.New(probe.Config{PinDir: cfg.PinDir, CgroupPath: root, MaxCgroups: uint32(cfg.MaxCgroups)}, logger)
+	if err != nil {
+		return fmt.Errorf("start probe: %w", err)
+	}
+	defer p.Close() // pins stay: counting and blocking continue while the agent restarts
+	if len(cfg.endpoints) > 0 {
+		if err := p.SetEndpoints(cfg.endpoints); err != nil {
+			return err
+		}
+	}
+	logger.Info("probe attached", "cgroup", root, "pin_dir", cfg.PinDir, "endpoints", len(cfg.endpoints))
+
+	client, err := kubeClient(cfg.Kubeconfig)
+	if err != nil {
+		logger.Warn("no API server client; identities come from the pod log dir", "err", err)
+	}
+	ids := identity.New(identity.Config{NodeName: cfg.NodeName, Client: client, PodLogsDir: cfg.PodLogsDir,
+		StartJitter: cfg.InformerJitter}, logger)
+	ag := agent.New(agent.Config{NodeName: cfg.NodeName, Interval: cfg.Interval}, p,
+		cgroups.NewResolver(mount, root), ids, logger)
+
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(metrics.New(ag, logger), metrics.BuildInfo(version),
+		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	mux := http.NewServeMux()
+	mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
+	mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) {
+		if last := ag.LastTick(); time.Since(last) > 5*cfg.Interval+time.Second {
+			http.Error(w, fmt.Sprintf("counters not read since %s", last.Format(time.RFC3339)), http.StatusServiceUnavailable)
+			return
+		}
+		fmt.Fprintln(w, "ok")
+	})
+	srv := &http.Server{Addr: cfg.ListenAddress, Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+
+	errc := make(chan error, 3)
+	go func() { errc <- ids.Run(ctx) }()
+	go func() { errc <- ag.Run(ctx) }()
+	go func() {
+		logger.Info("serving metrics", "address", cfg.ListenAddress)
+		if err := srv.ListenAndServe(); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			errc <- fmt.Errorf("serve metrics: %w", err)
+		}
+	}()
+	go logSnapshots(ctx, ag.Snapshots(), logger)
+
+	var runErr error
+	select {
+	case <-ctx.Done():
+		logger.Info("shutting down")
+	case runErr = <-errc:
+	}
+	shutdownCtx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := srv.Shutdown(shutdownCtx); err != nil {
+		logger.Warn("http shutdown", "err", err)
+	}
+	return runErr
+}
+
+// logSnapshots consumes the snapshot stream (until the aggregator reporter is plugged in) and logs it at debug.
+func logSnapshots(ctx context.Context, ch <-chan agent.Snapshot, logger *slog.Logger) {
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case s := <-ch:
+			for _, w := range s.Workloads {
+				logger.Debug("workload api traffic", "seq", s.Seq, "workload", w.Workload, "pods", w.Pods,
+					"connects", w.Connects, "requests", w.Requests, "tx_bytes", w.TxBytes, "rx_bytes", w.RxBytes)
+			}
+		}
+	}
+}
+
+// uninstall removes the whole instance: traffic probe links and maps, kill-switch links, the shared block list and
+// the pin dir. Counting and blocking on this node stop.
+func uninstall(pinDir string) error {
+	errs := []error{probe.Uninstall(pinDir), enforce.Uninstall(pinDir)}
+	for _, name := range []string{"blocked", "blocked_active"} {
+		if err := os.Remove(filepath.Join(pinDir, name)); err != nil && !errors.Is(err, os.ErrNotExist) {
+			errs = append(errs, err)
+		}
+	}
+	if err := os.Remove(pinDir); err != nil && !errors.Is(err, os.ErrNotExist) {
+		errs = append(errs, err)
+	}
+	return errors.Join(errs...)
+}
+
+func kubeClient(kubeconfig string) (kubernetes.Interface, error) {
+	var rc *rest.Config
+	var err error
+	if kubeconfig != "" {
+		rc, err = clientcmd.BuildConfigFromFlags("", kubeconfig)
+	} else {
+		rc, err = rest.InClusterConfig()
+	}
+	if err != nil {
+		return nil, fmt.Errorf("kube client config: %w", err)
+	}
+	rc.UserAgent = "fanout-agent/" + version
+	return kubernetes.NewForConfig(rc)
+}

@@ -1,0 +1,131 @@
+package probe
+
+import (
+	"fmt"
+
+	"github.com/fanoutdev/fanout/bpf"
+)
+
+// Counters are one cgroup's monotonic API-server traffic counters, summed over CPUs.
+type Counters struct {
+	TxPackets, RxPackets   uint64
+	TxBytes, RxBytes       uint64 // payload bytes
+	TxSegments, RxSegments uint64 // skbs carrying payload (TxSegments: the request-rate proxy)
+	Connects               uint64
+	TxDropped              uint64 // egress packets dropped by the kill switch
+}
+
+// Sub returns c - o field by field (for deltas; a counter that went backwards, e.g. an LRU-evicted and re-created
+// entry, yields its new value).
+func (c Counters) Sub(o Counters) Counters {
+	d := func(a, b uint64) uint64 {
+		if a < b {
+			return a
+		}
+		return a - b
+	}
+	return Counters{
+		TxPackets: d(c.TxPackets, o.TxPackets), RxPackets: d(c.RxPackets, o.RxPackets),
+		TxBytes: d(c.TxBytes, o.TxBytes), RxBytes: d(c.RxBytes, o.RxBytes),
+		TxSegments: d(c.TxSegments, o.TxSegments), RxSegments: d(c.RxSegments, o.RxSegments),
+		Connects: d(c.Connects, o.Connects), TxDropped: d(c.TxDropped, o.TxDropped),
+	}
+}
+
+// Add returns c + o field by field.
+func (c Counters) Add(o Counters) Counters {
+	return Counters{
+		TxPackets: c.TxPackets + o.TxPackets, RxPackets: c.RxPackets + o.RxPackets,
+		TxBytes: c.TxBytes + o.TxBytes, RxBytes: c.RxBytes + o.RxBytes,
+		TxSegments: c.TxSegments + o.TxSegments, RxSegments: c.RxSegments + o.RxSegments,
+		Connects: c.Connects + o.Connects, TxDropped: c.TxDropped + o.TxDropped,
+	}
+}
+
+// IsZero reports whether every counter is 0.
+func (c Counters) IsZero() bool { return c == Counters{} }
+
+func sumCPUs(vals []bpf.TrafficCgroupTraffic) Counters {
+	var c Counters
+	for _, v := range vals {
+		c.TxPackets += v.TxPackets
+		c.RxPackets += v.RxPackets
+		c.TxBytes += v.TxBytes
+		c.RxBytes += v.RxBytes
+		c.TxSegments += v.TxSegments
+		c.RxSegments += v.RxSegments
+		c.Connects += v.Connects
+		c.TxDropped += v.TxDropped
+	}
+	return c
+}
+
+// ReadCounters returns every cgroup's counters, keyed by cgroup id.
+func (p *Probe) ReadCounters() (map[uint64]Counters, error) {
+	out := make(map[uint64]Counters)
+	var id uint64
+	var vals []bpf.TrafficCgroupTraffic
+	it := p.objs.TrafficCounters.Iterate()
+	for it.Next(&id, &vals) {
+		out[id] = sumCPUs(vals)
+	}
+	if err := it.Err(); err != nil {
+		return nil, fmt.Errorf("read traffic counters: %w", err)
+	}
+	return out, nil
+}
+
+// MapPressure describes how full a BPF map is.
+type MapPressure struct {
+	Map        string
+	Entries    int
+	MaxEntries uint32
+	// Full counts updates that failed or entries pushed out because the map was full: for traffic_counters,
+	// kernel-side insert failures plus LRU evictions (inserts beyond the live entry count); for api_endpoints,
+	// SetEndpoints calls refused for size or a failed insert.
+	Full uint64
+}
+
+// Pressure reports map pressure for traffic_counters and api_endpoints.
+func (p *Probe) Pressure() ([]MapPressure, error) {
+	n, err := countKeys(p.objs.TrafficCounters.Iterate(), new(uint64), new([]bpf.TrafficCgroupTraffic))
+	if err != nil {
+		return nil, fmt.Errorf("count traffic_counters: %w", err)
+	}
+	var stats [2]uint64
+	for i := range stats {
+		var per []uint64
+		if err := p.objs.TrafficStats.Lookup(uint32(i), &per); err != nil {
+			return nil, fmt.Errorf("read traffic_stats: %w", err)
+		}
+		for _, v := range per {
+			stats[i] += v
+		}
+	}
+	inserts, failed := stats[0], stats[1]
+	var evicted uint64
+	if inserts > uint64(n) {
+		evicted = inserts - uint64(n)
+	}
+	ne, err := countKeys(p.objs.ApiEndpoints.Iterate(), new(bpf.TrafficApiEndpointKey), new(bpf.TrafficApiEndpointValue))
+	if err != nil {
+		return nil, fmt.Errorf("count api_endpoints: %w", err)
+	}
+	return []MapPressure{
+		{Map: "traffic_counters", Entries: n, MaxEntries: p.objs.TrafficCounters.MaxEntries(), Full: failed + evicted},
+		{Map: "api_endpoints", Entries: ne, MaxEntries: p.objs.ApiEndpoints.MaxEntries(), Full: p.endpointErrors.Load()},
+	}, nil
+}
+
+type iterator interface {
+	Next(key, value any) bool
+	Err() error
+}
+
+func countKeys(it iterator, k, v any) (int, error) {
+	n := 0
+	for it.Next(k, v) {
+		n++
+	}
+	return n, it.Err()
+}
