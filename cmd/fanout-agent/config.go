@@ -8,7 +8,9 @@ import (
 	"path/filepath"
 	"time"
 
+	"github.com/fanoutdev/fanout/collector/enforce"
 	"github.com/fanoutdev/fanout/collector/probe"
+	"github.com/fanoutdev/fanout/collector/report"
 	"github.com/fanoutdev/fanout/internal/profiling"
 )
 
@@ -28,12 +30,15 @@ type config struct {
 	ConfigCheck    bool
 	Uninstall      bool
 	Profiling      profiling.Config
+	Enforce        bool // run the kill switch (needs --cgroup.root or the kubelet's pods cgroup)
+	EnforceConfig  enforce.Config
+	Report         report.Config // aggregator replicas; no addresses = count and export only
 
 	endpoints []probe.Endpoint
 }
 
 func parseFlags(args []string) (*config, error) {
-	c := &config{}
+	c := &config{Report: report.DefaultConfig()}
 	fs := flag.NewFlagSet("fanout-agent", flag.ContinueOnError)
 	host, _ := os.Hostname()
 	if n := os.Getenv("NODE_NAME"); n != "" {
@@ -52,7 +57,10 @@ func parseFlags(args []string) (*config, error) {
 	fs.StringVar(&c.LogLevel, "log.level", "info", "debug, info, warn or error")
 	fs.BoolVar(&c.ConfigCheck, "config.check", false, "validate the configuration and exit")
 	fs.BoolVar(&c.Uninstall, "uninstall", false, "detach and unpin everything of this instance (traffic probe, kill switch, block list), then exit")
+	fs.BoolVar(&c.Enforce, "enforce", true, "enforce kill-switch directives on this node (connect deny, socket teardown)")
 	c.Profiling.RegisterFlags(fs)
+	c.EnforceConfig.RegisterFlags(fs)
+	c.Report.RegisterFlags(fs)
 	if err := fs.Parse(args); err != nil {
 		return nil, err
 	}
@@ -99,6 +107,7 @@ func (c *config) validate() error {
 	default:
 		errs = append(errs, fmt.Errorf("--log.level %q: want debug, info, warn or error", c.LogLevel))
 	}
+	c.Report.Node = c.NodeName
 	c.Profiling.AppName = "fanout-agent"
 	c.Profiling.Tags = map[string]string{"node": c.NodeName}
 	return errors.Join(errs...)

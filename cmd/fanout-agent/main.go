@@ -23,12 +23,15 @@ import (
 	"k8s.io/client-go/tools/clientcmd"
 	"k8s.io/klog/v2"
 
+	"github.com/fanoutdev/fanout/api"
 	"github.com/fanoutdev/fanout/collector/agent"
 	"github.com/fanoutdev/fanout/collector/cgroups"
 	"github.com/fanoutdev/fanout/collector/enforce"
 	"github.com/fanoutdev/fanout/collector/identity"
 	"github.com/fanoutdev/fanout/collector/metrics"
 	"github.com/fanoutdev/fanout/collector/probe"
+	"github.com/fanoutdev/fanout/collector/report"
+	"github.com/fanoutdev/fanout/collector/uplink"
 	"github.com/fanoutdev/fanout/internal/profiling"
 )
 
@@ -108,6 +111,36 @@ func run(ctx context.Context, cfg *config, logger *slog.Logger) error {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(metrics.New(ag, logger), metrics.BuildInfo(version),
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+
+	// The kill switch works from pinned state and the cgroup tree alone: no API server, no aggregator needed to
+	// keep enforcing (fail-static until each block's TTL).
+	var enf *enforce.Enforcer
+	if cfg.Enforce {
+		ecfg := cfg.EnforceConfig
+		ecfg.PinDir, ecfg.PodsCgroup = cfg.PinDir, root
+		enf, err = enforce.New(ecfg, enforce.Deps{Workloads: enforce.WorkloadFunc(func(uid string) (string, bool) {
+			id, ok := ids.PodByUID(uid)
+			return id.Workload, ok
+		})}, logger)
+		if err != nil {
+			return fmt.Errorf("start kill switch: %w", err)
+		}
+		defer enf.Close() // pins stay: blocks hold while the agent restarts
+		ids.OnPodAdd(func(p identity.PodIdentity) { enf.PodAdded(p.UID) })
+		reg.MustRegister(enf)
+	}
+	var up *uplink.Uplink
+	if enf != nil {
+		up = uplink.New(enf, version, logger)
+	} else {
+		up = uplink.New(nil, version, logger) // a nil *Enforcer must not become a non-nil interface
+	}
+	var reporter *report.Client
+	if len(cfg.Report.Addresses) > 0 {
+		if reporter, err = report.New(cfg.Report, up.HandleDirective, reg, logger); err != nil {
+			return fmt.Errorf("start reporter: %w", err)
+		}
+	}
 	mux := http.NewServeMux()
 	mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
 	mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) {
@@ -119,16 +152,25 @@ func run(ctx context.Context, cfg *config, logger *slog.Logger) error {
 	})
 	srv := &http.Server{Addr: cfg.ListenAddress, Handler: mux, ReadHeaderTimeout: 5 * time.Second}
 
-	errc := make(chan error, 3)
+	errc := make(chan error, 5)
 	go func() { errc <- ids.Run(ctx) }()
 	go func() { errc <- ag.Run(ctx) }()
+	if enf != nil {
+		go func() { errc <- enf.Run(ctx) }()
+	}
 	go func() {
 		logger.Info("serving metrics", "address", cfg.ListenAddress)
 		if err := srv.ListenAndServe(); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			errc <- fmt.Errorf("serve metrics: %w", err)
 		}
 	}()
-	go logSnapshots(ctx, ag.Snapshots(), logger)
+	if reporter != nil {
+		go func() { errc <- reporter.Run(ctx) }()
+		go up.Forward(ctx, ag.Snapshots(), reporter.Submit, func() *api.AgentHealth { return health(ag) })
+		logger.Info("reporting to aggregators", "addresses", cfg.Report.Addresses, "merge", cfg.Report.Merge)
+	} else {
+		go logSnapshots(ctx, ag.Snapshots(), logger)
+	}
 
 	var runErr error
 	select {
@@ -142,6 +184,18 @@ func run(ctx context.Context, cfg *config, logger *slog.Logger) error {
 		logger.Warn("http shutdown", "err", err)
 	}
 	return runErr
+}
+
+// health summarizes the agent's own state for its reports.
+func health(ag *agent.Agent) *api.AgentHealth {
+	h := &api.AgentHealth{ProbesAttached: true, Version: version}
+	if st, err := ag.MetricsState(context.Background()); err == nil {
+		h.UnknownCgroups = uint32(st.UnknownCgroups)
+		for _, m := range st.Maps {
+			h.MapFullTotal += m.FullTotal
+		}
+	}
+	return h
 }
 
 // logSnapshots consumes the snapshot stream (until the aggregator reporter is plugged in) and logs it at debug.

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"os"
+	"sort"
 	"strings"
 	"sync"
 	"time"
@@ -648,4 +649,23 @@ func selfPodUID() string {
 		}
 	}
 	return ""
+}
+
+// BlockedWorkload is a workload the enforcer currently holds blocked (or is releasing) on this node.
+type BlockedWorkload struct {
+	Workload  string
+	Pods      int  // pod cgroups still blocked
+	Releasing bool // a release ramp is under way
+}
+
+// Blocked lists the workloads blocked on this node, sorted by name: what the agent reports to the aggregators.
+func (e *Enforcer) Blocked() []BlockedWorkload {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	out := make([]BlockedWorkload, 0, len(e.workloads))
+	for name, ws := range e.workloads {
+		out = append(out, BlockedWorkload{Workload: name, Pods: len(ws.pods), Releasing: ws.releasing})
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Workload < out[j].Workload })
+	return out
 }

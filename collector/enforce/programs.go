@@ -11,6 +11,7 @@ import (
 	"github.com/cilium/ebpf/link"
 
 	"github.com/fanoutdev/fanout/bpf"
+	"github.com/fanoutdev/fanout/collector/blockmap"
 	"github.com/fanoutdev/fanout/collector/cgroups"
 )
 
@@ -103,11 +104,12 @@ func (p *programs) close() error {
 	return errors.Join(errs...)
 }
 
-// Uninstall detaches the enforce programs of the instance at pinDir by removing their pinned links (the block list
-// stays). For decommissioning a node and for tests.
+// Uninstall detaches the enforce programs of the instance at pinDir by removing their pinned links and the kill
+// switch's own maps (the shared block list stays). For decommissioning a node and for tests.
 func Uninstall(pinDir string) error {
 	var errs []error
-	for _, name := range []string{LinkConnect4, LinkConnect6} {
+	// The kill switch's own maps go too; the shared block list (blocked, blocked_active) is the agent's to remove.
+	for _, name := range []string{LinkConnect4, LinkConnect6, blockmap.WorkloadsName, blockmap.DeniedName} {
 		if err := os.Remove(filepath.Join(pinDir, name)); err != nil && !errors.Is(err, os.ErrNotExist) {
 			errs = append(errs, fmt.Errorf("unpin %s: %w", name, err))
 		}
