@@ -69,3 +69,7 @@ bench-aggregator: ## aggregator ingest: 10,000 synthetic agents over real gRPC a
 .PHONY: e2e-incident
 e2e-incident: e2e-bins ## replay the incident on a real kube-apiserver with NO fanout (unprotected baseline; writes incident-report.html)
 	$(GO) run ./e2e/cmd/incident
+
+.PHONY: test-apiendpoints-remediate
+test-apiendpoints-remediate: e2e-bins ## API endpoint discovery + durable remediation against a real kube-apiserver (~15 s)
+	$(GO) test -count=1 ./collector/apiendpoints ./aggregator/remediate

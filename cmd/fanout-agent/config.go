@@ -16,23 +16,24 @@ import (
 
 // config is the agent's typed configuration, from flags.
 type config struct {
-	NodeName       string
-	CgroupRoot     string // attach point; "" = the kubelet's pods cgroup under the cgroup2 mount
-	PinDir         string // "" = /sys/fs/bpf/fanout/<node>
-	APIEndpoints   string // static ip[:port] list
-	Kubeconfig     string
-	ListenAddress  string
-	Interval       time.Duration
-	MaxCgroups     uint
-	PodLogsDir     string
-	InformerJitter time.Duration
-	LogLevel       string
-	ConfigCheck    bool
-	Uninstall      bool
-	Profiling      profiling.Config
-	Enforce        bool // run the kill switch (needs --cgroup.root or the kubelet's pods cgroup)
-	EnforceConfig  enforce.Config
-	Report         report.Config // aggregator replicas; no addresses = count and export only
+	NodeName          string
+	CgroupRoot        string // attach point; "" = the kubelet's pods cgroup under the cgroup2 mount
+	PinDir            string // "" = /sys/fs/bpf/fanout/<node>
+	APIEndpoints      string // static ip[:port] list
+	Kubeconfig        string
+	ListenAddress     string
+	Interval          time.Duration
+	MaxCgroups        uint
+	PodLogsDir        string
+	InformerJitter    time.Duration
+	LogLevel          string
+	ConfigCheck       bool
+	Uninstall         bool
+	Profiling         profiling.Config
+	DiscoverEndpoints bool // follow the default/kubernetes Service and EndpointSlices
+	Enforce           bool // run the kill switch (needs --cgroup.root or the kubelet's pods cgroup)
+	EnforceConfig     enforce.Config
+	Report            report.Config // aggregator replicas; no addresses = count and export only
 
 	endpoints []probe.Endpoint
 }
@@ -57,6 +58,7 @@ func parseFlags(args []string) (*config, error) {
 	fs.StringVar(&c.LogLevel, "log.level", "info", "debug, info, warn or error")
 	fs.BoolVar(&c.ConfigCheck, "config.check", false, "validate the configuration and exit")
 	fs.BoolVar(&c.Uninstall, "uninstall", false, "detach and unpin everything of this instance (traffic probe, kill switch, block list), then exit")
+	fs.BoolVar(&c.DiscoverEndpoints, "api.discover", true, "discover API-server endpoints from the default/kubernetes Service and its EndpointSlices (in addition to --api.endpoints)")
 	fs.BoolVar(&c.Enforce, "enforce", true, "enforce kill-switch directives on this node (connect deny, socket teardown)")
 	c.Profiling.RegisterFlags(fs)
 	c.EnforceConfig.RegisterFlags(fs)

@@ -25,6 +25,7 @@ import (
 
 	"github.com/fanoutdev/fanout/api"
 	"github.com/fanoutdev/fanout/collector/agent"
+	"github.com/fanoutdev/fanout/collector/apiendpoints"
 	"github.com/fanoutdev/fanout/collector/cgroups"
 	"github.com/fanoutdev/fanout/collector/enforce"
 	"github.com/fanoutdev/fanout/collector/identity"
@@ -92,16 +93,47 @@ func run(ctx context.Context, cfg *config, logger *slog.Logger) error {
 		return fmt.Errorf("start probe: %w", err)
 	}
 	defer p.Close() // pins stay: counting and blocking continue while the agent restarts
-	if len(cfg.endpoints) > 0 {
-		if err := p.SetEndpoints(cfg.endpoints); err != nil {
-			return err
-		}
-	}
-	logger.Info("probe attached", "cgroup", root, "pin_dir", cfg.PinDir, "endpoints", len(cfg.endpoints))
+	logger.Info("probe attached", "cgroup", root, "pin_dir", cfg.PinDir)
 
 	client, err := kubeClient(cfg.Kubeconfig)
 	if err != nil {
 		logger.Warn("no API server client; identities come from the pod log dir", "err", err)
+	}
+	// API-server endpoints: the static seed (flags, in-cluster env) at once, then the default/kubernetes Service and
+	// its EndpointSlices as they change. Without an API server the seed (and whatever is pinned) stays in force.
+	seed := make([]apiendpoints.Endpoint, 0, len(cfg.endpoints))
+	for _, e := range cfg.endpoints {
+		seed = append(seed, apiendpoints.Endpoint(e))
+	}
+	if env, err := apiendpoints.FromEnv(os.LookupEnv); err != nil {
+		logger.Warn("ignoring in-cluster API address from the environment", "err", err)
+	} else {
+		seed = append(seed, env...)
+	}
+	var discoveryClient kubernetes.Interface
+	if cfg.DiscoverEndpoints && client != nil {
+		discoveryClient = client
+	}
+	endpoints, err := apiendpoints.New(apiendpoints.Config{Client: discoveryClient, Static: seed,
+		StartJitter: cfg.InformerJitter, Logger: logger, OnChange: func(eps []apiendpoints.Endpoint) {
+			if len(eps) == 0 {
+				// Nothing known yet (no seed, API server not reached): keep the pinned set of the previous run, so
+				// counting and blocking go on across a restart during an outage.
+				logger.Warn("no API endpoints known; keeping the pinned endpoint set")
+				return
+			}
+			set := make([]probe.Endpoint, 0, len(eps))
+			for _, e := range eps {
+				set = append(set, probe.Endpoint(e))
+			}
+			if err := p.SetEndpoints(set); err != nil {
+				logger.Error("update API endpoint map", "err", err)
+				return
+			}
+			logger.Info("API endpoints", "count", len(set))
+		}})
+	if err != nil {
+		return fmt.Errorf("endpoint discovery: %w", err)
 	}
 	ids := identity.New(identity.Config{NodeName: cfg.NodeName, Client: client, PodLogsDir: cfg.PodLogsDir,
 		StartJitter: cfg.InformerJitter}, logger)
@@ -152,7 +184,8 @@ func run(ctx context.Context, cfg *config, logger *slog.Logger) error {
 	})
 	srv := &http.Server{Addr: cfg.ListenAddress, Handler: mux, ReadHeaderTimeout: 5 * time.Second}
 
-	errc := make(chan error, 5)
+	errc := make(chan error, 6)
+	go func() { errc <- endpoints.Run(ctx) }()
 	go func() { errc <- ids.Run(ctx) }()
 	go func() { errc <- ag.Run(ctx) }()
 	if enf != nil {
