@@ -29,8 +29,8 @@ bench: bench-probe bench-aggregator ## benchmarks; results written to BENCHMARKS
 bench-probe: ## probe overhead per packet (root; interleaved A/B over loopback), section "Probe overhead" of BENCHMARKS.md
 	$(GO) run ./bench/probe -out BENCHMARKS.md
 
-demo: ## the main job: fleet incident replayed on a real API server
-	@echo "demo not wired yet"
+demo: e2e-bins ## the main job: the December incident on a simulated fleet and a real kube-apiserver, dry-run vs armed (root; ~5 min); writes fanout-demo-report.html
+	$(GO) run ./e2e/cmd/fanout-demo
 
 .PHONY: e2e-bins
 e2e-bins: ## build (or find cached) etcd + kube-apiserver for e2e tests (~5 min cold; $FANOUT_K8S_BIN_DIR overrides)

@@ -3,6 +3,7 @@ package harness
 import (
 	"bytes"
 	"context"
+	"embed"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -13,7 +14,14 @@ import (
 	"regexp"
 	"strings"
 	"syscall"
+	"text/template"
+	"time"
 )
+
+// modules holds the go.mod templates of the throw-away modules that build the control plane.
+//
+//go:embed modules/etcd/go.mod.tmpl modules/kube-apiserver/go.mod.tmpl
+var modules embed.FS
 
 // Versions of the control plane the harness builds. The staging modules of k8s.io/kubernetes are published as
 // v0.<minor>.<patch>.
@@ -30,7 +38,8 @@ type Binaries struct {
 	KubeAPIServer string
 }
 
-// BinDir is where built binaries are cached: $FANOUT_K8S_BIN_DIR, else ~/.cache/fanout/k8s-<version>.
+// BinDir is where built binaries are cached: $FANOUT_K8S_BIN_DIR, else ~/.cache/fanout/k8s-<version> (etcd's
+// version is fixed per Kubernetes version here, so one key covers both).
 func BinDir() (string, error) {
 	if d := os.Getenv("FANOUT_K8S_BIN_DIR"); d != "" {
 		return d, nil
@@ -39,7 +48,7 @@ func BinDir() (string, error) {
 	if err != nil {
 		return "", fmt.Errorf("locate cache dir: %w", err)
 	}
-	return filepath.Join(cache, "fanout", "k8s-"+KubernetesVersion+"-etcd-"+EtcdVersion), nil
+	return filepath.Join(cache, "fanout", "k8s-"+KubernetesVersion), nil
 }
 
 // EnsureBinaries returns the cached etcd and kube-apiserver, building whichever is missing. Concurrent callers (test
@@ -61,14 +70,20 @@ func EnsureBinaries(ctx context.Context, logger *slog.Logger) (Binaries, error) 
 		return Binaries{}, fmt.Errorf("open build lock: %w", err)
 	}
 	defer lock.Close()
-	if err := syscall.Flock(int(lock.Fd()), syscall.LOCK_EX); err != nil {
-		return Binaries{}, fmt.Errorf("take build lock: %w", err)
+	if err := lockFile(ctx, lock, logger); err != nil {
+		return Binaries{}, err
 	}
 	defer syscall.Flock(int(lock.Fd()), syscall.LOCK_UN) //nolint:errcheck // released on close anyway
+	if isExecutable(b.Etcd) && isExecutable(b.KubeAPIServer) {
+		return b, nil // another process built them while we waited
+	}
 
 	if !isExecutable(b.Etcd) {
 		logger.Info("building etcd from the module proxy (cached afterwards)", "version", EtcdVersion, "into", dir)
-		gomod := fmt.Sprintf("module fanout.local/etcdbuild\n\ngo 1.26\n\nrequire go.etcd.io/etcd/server/v3 %s\n\ntool go.etcd.io/etcd/server/v3\n", EtcdVersion)
+		gomod, err := renderModule("modules/etcd/go.mod.tmpl", moduleVars{EtcdVersion: EtcdVersion})
+		if err != nil {
+			return Binaries{}, err
+		}
 		if err := buildTool(ctx, gomod, "go.etcd.io/etcd/server/v3", b.Etcd); err != nil {
 			return Binaries{}, fmt.Errorf("build etcd: %w", err)
 		}
@@ -112,16 +127,44 @@ func kubeAPIServerModule(ctx context.Context) (string, error) {
 	if err != nil {
 		return "", fmt.Errorf("read k8s.io/kubernetes go.mod: %w", err)
 	}
-	var sb strings.Builder
-	fmt.Fprintf(&sb, "module fanout.local/kasbuild\n\ngo 1.26.0\n\nrequire k8s.io/kubernetes %s\n\ntool k8s.io/kubernetes/cmd/kube-apiserver\n\nreplace (\n", KubernetesVersion)
-	n := 0
-	for _, m := range stagingReplace.FindAllSubmatch(upstream, -1) {
-		fmt.Fprintf(&sb, "\t%s => %s %s\n", m[1], m[1], stagingVersion)
-		n++
-	}
-	sb.WriteString(")\n")
-	if n == 0 {
+	staging := StagingModules(upstream)
+	if len(staging) == 0 {
 		return "", errors.New("k8s.io/kubernetes go.mod lists no staging modules: the build recipe no longer applies")
+	}
+	return renderModule("modules/kube-apiserver/go.mod.tmpl", moduleVars{
+		KubernetesVersion: KubernetesVersion, StagingVersion: stagingVersion, Staging: staging,
+	})
+}
+
+// StagingModules lists the modules that a k8s.io/kubernetes go.mod replaces with ./staging directories, in file order.
+func StagingModules(upstreamGoMod []byte) []string {
+	var mods []string
+	seen := map[string]bool{}
+	for _, m := range stagingReplace.FindAllSubmatch(upstreamGoMod, -1) {
+		if mod := string(m[1]); !seen[mod] {
+			seen[mod] = true
+			mods = append(mods, mod)
+		}
+	}
+	return mods
+}
+
+// moduleVars fills the go.mod templates under modules/.
+type moduleVars struct {
+	EtcdVersion       string
+	KubernetesVersion string
+	StagingVersion    string
+	Staging           []string
+}
+
+func renderModule(name string, vars moduleVars) (string, error) {
+	t, err := template.ParseFS(modules, name)
+	if err != nil {
+		return "", fmt.Errorf("parse module template %s: %w", name, err)
+	}
+	var sb strings.Builder
+	if err := t.Execute(&sb, vars); err != nil {
+		return "", fmt.Errorf("render module template %s: %w", name, err)
 	}
 	return sb.String(), nil
 }
@@ -166,4 +209,27 @@ func goCmd(ctx context.Context, dir string, args ...string) ([]byte, error) {
 func isExecutable(path string) bool {
 	st, err := os.Stat(path)
 	return err == nil && st.Mode().IsRegular() && st.Mode()&0o111 != 0
+}
+
+// lockFile takes an exclusive flock on f, waiting (bounded by ctx) while another process holds it.
+func lockFile(ctx context.Context, f *os.File, logger *slog.Logger) error {
+	logged := false
+	for {
+		err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB)
+		if err == nil {
+			return nil
+		}
+		if !errors.Is(err, syscall.EWOULDBLOCK) {
+			return fmt.Errorf("take build lock: %w", err)
+		}
+		if !logged {
+			logger.Info("another process is building the control plane binaries; waiting", "lock", f.Name())
+			logged = true
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("wait for build lock: %w", ctx.Err())
+		case <-time.After(500 * time.Millisecond):
+		}
+	}
 }

@@ -24,7 +24,7 @@ func TestControlPlaneLifecycle(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Minute)
 	defer cancel()
 	logger := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
-	cp, err := Start(ctx, Config{Users: []string{"load-user"}, Logger: logger})
+	cp, err := Start(ctx, Config{Users: []string{"load-user"}, AuditUsers: []string{"load-user"}, Logger: logger})
 	if err != nil {
 		t.Fatalf("start control plane: %v", err)
 	}
@@ -101,6 +101,21 @@ func TestControlPlaneLifecycle(t *testing.T) {
 			t.Fatalf("normal user still denied after binding: %v", err)
 		}
 		time.Sleep(100 * time.Millisecond)
+	}
+
+	// The audit log counts the normal user's requests (the forbidden LIST, the allowed one, maybe retries) and only
+	// that user's.
+	var counts map[string]*AuditCount
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(200 * time.Millisecond) {
+		if counts, err = cp.AuditCounts(); err != nil {
+			t.Fatal(err)
+		}
+		if c := counts["load-user"]; c != nil && c.ByVerb["list"] >= 2 || time.Now().After(deadline) {
+			break
+		}
+	}
+	if c := counts["load-user"]; c == nil || c.ByVerb["list"] < 2 || len(counts) != 1 {
+		t.Fatalf("audit counts: %+v", counts)
 	}
 
 	if err := cp.Close(); err != nil {

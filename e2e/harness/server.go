@@ -36,7 +36,10 @@ type Config struct {
 	KeepWorkDir bool
 	// ExtraAPIServerFlags are appended to kube-apiserver's command line (e.g. "--max-requests-inflight=50").
 	ExtraAPIServerFlags []string
-	Logger              *slog.Logger
+	// AuditUsers, when set, get one audit event per request in <WorkDir>/audit.log (others are not audited): see
+	// ControlPlane.AuditCounts.
+	AuditUsers []string
+	Logger     *slog.Logger
 }
 
 // ControlPlane is a running etcd + kube-apiserver pair on loopback.
@@ -47,11 +50,12 @@ type ControlPlane struct {
 	WorkDir string
 	CAPEM   []byte
 
-	etcdURL string
-	tokens  map[string]string
-	procs   []*exec.Cmd
-	logger  *slog.Logger
-	cleanup bool
+	etcdURL  string
+	auditLog string
+	tokens   map[string]string
+	procs    []*exec.Cmd
+	logger   *slog.Logger
+	cleanup  bool
 
 	closeOnce sync.Once
 	closeErr  error
@@ -74,6 +78,8 @@ func Start(ctx context.Context, cfg Config) (*ControlPlane, error) {
 			return nil, fmt.Errorf("work dir: %w", err)
 		}
 		cp.cleanup = !cfg.KeepWorkDir
+	} else if err := os.MkdirAll(cp.WorkDir, 0o755); err != nil {
+		return nil, fmt.Errorf("work dir: %w", err)
 	}
 	ok := false
 	defer func() {
@@ -156,6 +162,15 @@ func (cp *ControlPlane) startAPIServer(ctx context.Context, bin string, cfg Conf
 		// No controller-manager runs, so nothing would create the default ServiceAccount the admission plugin wants.
 		"--disable-admission-plugins=ServiceAccount",
 		"--cert-dir=" + filepath.Join(cp.WorkDir, "certs"),
+	}
+	if len(cfg.AuditUsers) > 0 {
+		policy, err := writeAuditPolicy(cp.WorkDir, cfg.AuditUsers)
+		if err != nil {
+			return err
+		}
+		cp.auditLog = filepath.Join(cp.WorkDir, "audit.log")
+		args = append(args, "--audit-policy-file="+policy, "--audit-log-path="+cp.auditLog, "--audit-log-format=json",
+			"--audit-log-mode=batch", "--audit-log-batch-max-wait=1s")
 	}
 	args = append(args, cfg.ExtraAPIServerFlags...)
 	if err := cp.spawn(bin, "kube-apiserver", args); err != nil {

@@ -1,0 +1,318 @@
+package incident
+
+import (
+	"fmt"
+	"io"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/fanoutdev/fanout/e2e/fleet"
+	"github.com/fanoutdev/fanout/e2e/latency"
+	"github.com/fanoutdev/fanout/e2e/report"
+)
+
+// Result is what a replay measured.
+type Result struct {
+	Nodes, SeedPods, TelemetryWorkers int
+	Guarded                           bool
+	Mode                              string // as Config.Mode
+	// Start is when the probe began (t=0 of the plots); Onset when the first telemetry pod started; IncidentEnd
+	// when the incident window closed; End when the run stopped.
+	Start, Onset, IncidentEnd, End time.Time
+	System                         []string
+	TelemetryID                    string
+	Recorder                       *fleet.Recorder
+	Probe                          []latency.Sample
+	Events                         []Event
+	// AgentRequests is each node's agent's requests to the API server over the whole run (from the audit log).
+	AgentRequests map[string]int
+}
+
+// Phase is one named window of the run.
+type Phase struct {
+	Name     string
+	From, To time.Time
+	Probe    latency.Stats
+	// Rate is each workload's successful calls per second (fleet-wide), Denied its refused ones per second.
+	Rate, Denied map[string]float64
+}
+
+// Phases are baseline [Start, Onset), incident [Onset, IncidentEnd), recovery [IncidentEnd, End).
+func (r *Result) Phases() []Phase {
+	var out []Phase
+	for _, w := range []struct {
+		name     string
+		from, to time.Time
+	}{{"baseline", r.Start, r.Onset}, {"incident", r.Onset, r.IncidentEnd}, {"recovery", r.IncidentEnd, r.End}} {
+		if !w.to.After(w.from) {
+			continue
+		}
+		p := Phase{Name: w.name, From: w.from, To: w.to, Rate: map[string]float64{}, Denied: map[string]float64{}}
+		p.Probe, _ = latency.Summarize(between(r.Probe, w.from, w.to))
+		from, to := w.from.Unix(), w.to.Unix()
+		secs := float64(max(to-from, 1))
+		for _, id := range append(append([]string(nil), r.System...), r.TelemetryID) {
+			s := r.Recorder.Sum(id, from, to)
+			p.Rate[id] = float64(s.OK) / secs
+			p.Denied[id] = float64(s.Denied+s.Err) / secs
+		}
+		out = append(out, p)
+	}
+	return out
+}
+
+func between(s []latency.Sample, from, to time.Time) []latency.Sample {
+	var out []latency.Sample
+	for _, x := range s {
+		if !x.At.Before(from) && x.At.Before(to) {
+			out = append(out, x)
+		}
+	}
+	return out
+}
+
+// FirstEvent is the first event of kind for workload at or after t.
+func (r *Result) FirstEvent(kind, workload string, t time.Time) (Event, bool) {
+	for _, e := range r.Events {
+		if e.Kind == kind && e.Workload == workload && !e.At.Before(t) {
+			return e, true
+		}
+	}
+	return Event{}, false
+}
+
+// TripAfterOnset is onset -> the telemetry workload's first trip.
+func (r *Result) TripAfterOnset() (time.Duration, bool) {
+	e, ok := r.FirstEvent("trip", r.TelemetryID, r.Onset)
+	return e.At.Sub(r.Onset), ok
+}
+
+// EnforcedEverywhere is trip -> the last node's first "enforced" event; false unless every node reported one.
+func (r *Result) EnforcedEverywhere() (time.Duration, bool) {
+	trip, ok := r.FirstEvent("trip", r.TelemetryID, r.Onset)
+	if !ok {
+		return 0, false
+	}
+	first := map[string]time.Time{}
+	for _, e := range r.Events {
+		if e.Kind == "enforced" && e.Workload == r.TelemetryID && !e.At.Before(trip.At) {
+			if _, seen := first[e.Node]; !seen {
+				first[e.Node] = e.At
+			}
+		}
+	}
+	if len(first) < r.Nodes {
+		return 0, false
+	}
+	var last time.Time
+	for _, t := range first {
+		if t.After(last) {
+			last = t
+		}
+	}
+	return last.Sub(trip.At), true
+}
+
+// EnforcedWindow is when the block held everywhere: from enforcement on the last node plus settle, to the
+// telemetry workload's release (or the end of the run).
+func (r *Result) EnforcedWindow(settle time.Duration) (from, to time.Time, ok bool) {
+	enforced, ok := r.EnforcedEverywhere()
+	if !ok {
+		return time.Time{}, time.Time{}, false
+	}
+	trip, _ := r.FirstEvent("trip", r.TelemetryID, r.Onset)
+	from = trip.At.Add(enforced + settle)
+	to = r.End
+	if rel, ok := r.FirstEvent("release", r.TelemetryID, trip.At); ok {
+		to = rel.At
+	}
+	return from, to, to.After(from)
+}
+
+// Touched lists the events that acted on a system workload (must be none).
+func (r *Result) Touched() []Event {
+	var out []Event
+	for _, e := range r.Events {
+		for _, s := range r.System {
+			if e.Workload == s && e.Kind != "alert" {
+				out = append(out, e)
+			}
+		}
+	}
+	return out
+}
+
+// WriteSummary prints the final account.
+func (r *Result) WriteSummary(w io.Writer) {
+	mode := "UNPROTECTED (no fanout)"
+	if r.Guarded {
+		mode = "guarded by fanout"
+	}
+	if r.Mode != "" {
+		mode = "fanout " + r.Mode
+	}
+	fmt.Fprintf(w, "\n=== summary: %d nodes, %d seeded pods, %s ===\n", r.Nodes, r.SeedPods, mode)
+	for _, p := range r.Phases() {
+		fmt.Fprintf(w, "%-9s %5.0fs  unrelated GET %s\n", p.Name, p.To.Sub(p.From).Seconds(), p.Probe)
+		ids := make([]string, 0, len(p.Rate))
+		for id := range p.Rate {
+			ids = append(ids, id)
+		}
+		sort.Strings(ids)
+		for _, id := range ids {
+			fmt.Fprintf(w, "          %-45s %8.1f calls/s ok  %8.1f/s failed or denied\n", id, p.Rate[id], p.Denied[id])
+		}
+	}
+	if r.Guarded {
+		if d, ok := r.TripAfterOnset(); ok {
+			fmt.Fprintf(w, "onset -> trip:                  %s\n", d.Round(time.Millisecond))
+		} else {
+			fmt.Fprintf(w, "onset -> trip:                  NO TRIP\n")
+		}
+		if d, ok := r.EnforcedEverywhere(); ok {
+			fmt.Fprintf(w, "trip -> enforced on all nodes:  %s\n", d.Round(time.Millisecond))
+		} else if r.Mode == "dry-run" {
+			fmt.Fprintf(w, "trip -> enforced on all nodes:  not enforced (dry-run)\n")
+		} else {
+			fmt.Fprintf(w, "trip -> enforced on all nodes:  NOT ON EVERY NODE\n")
+		}
+		fmt.Fprintf(w, "system workloads acted on:      %d\n", len(r.Touched()))
+	}
+	if r.Guarded && len(r.AgentRequests) > 0 {
+		var sum, mx int
+		for _, n := range r.AgentRequests {
+			sum += n
+			mx = max(mx, n)
+		}
+		fmt.Fprintf(w, "agent API requests per node:    mean %.1f, max %d over %s\n",
+			float64(sum)/float64(len(r.AgentRequests)), mx, r.End.Sub(r.Start).Round(time.Second))
+	}
+}
+
+// Report renders the run's HTML report content.
+func (r *Result) Report(title string) report.Report {
+	rel := func(t time.Time) float64 { return t.Sub(r.Start).Seconds() }
+	rep := report.Report{Title: title, Generated: time.Now()}
+	mode := "unprotected (no fanout)"
+	if r.Guarded {
+		mode = "guarded by fanout"
+	}
+	if r.Mode != "" {
+		mode = "fanout " + r.Mode
+	}
+	rep.Summary = append(rep.Summary,
+		report.Row{Label: "fleet", Value: fmt.Sprintf("%d simulated nodes, %d seeded pods, %s", r.Nodes, r.SeedPods, mode)},
+		report.Row{Label: "incident", Value: fmt.Sprintf("%s rolled out at t=%.0fs, %d cluster-wide LIST loops per pod", r.TelemetryID, rel(r.Onset), r.TelemetryWorkers)},
+	)
+	for _, p := range r.Phases() {
+		rep.Summary = append(rep.Summary, report.Row{Label: "unrelated GET, " + p.Name, Value: p.Probe.String()})
+	}
+	if r.Guarded {
+		v := "no trip"
+		if d, ok := r.TripAfterOnset(); ok {
+			v = d.Round(time.Millisecond).String()
+		}
+		rep.Summary = append(rep.Summary, report.Row{Label: "onset → trip", Value: v})
+		v = "not on every node"
+		if d, ok := r.EnforcedEverywhere(); ok {
+			v = d.Round(time.Millisecond).String()
+		}
+		rep.Summary = append(rep.Summary, report.Row{Label: "trip → enforced on every node", Value: v},
+			report.Row{Label: "system workloads acted on", Value: fmt.Sprint(len(r.Touched()))})
+	}
+	if r.Guarded && len(r.AgentRequests) > 0 {
+		nodes := make([]string, 0, len(r.AgentRequests))
+		for n := range r.AgentRequests {
+			nodes = append(nodes, n)
+		}
+		sort.Strings(nodes)
+		var parts []string
+		for _, n := range nodes {
+			parts = append(parts, fmt.Sprintf("%s: %d", n, r.AgentRequests[n]))
+		}
+		rep.Summary = append(rep.Summary, report.Row{Label: "agent API requests per node (whole run)", Value: strings.Join(parts, ", ")})
+	}
+
+	marks := []report.Mark{{X: rel(r.Onset), Label: "onset", Kind: "onset"}}
+	for _, e := range r.Events {
+		switch e.Kind {
+		case "trip", "release", "alert":
+			kind := e.Kind
+			if kind == "alert" {
+				kind = "info"
+			}
+			label := e.Kind + " " + e.Workload
+			if strings.HasPrefix(e.Detail, "dry-run") {
+				label += " (dry-run)"
+			}
+			marks = append(marks, report.Mark{X: rel(e.At), Label: label, Kind: kind})
+		}
+	}
+	if d, ok := r.EnforcedEverywhere(); ok {
+		trip, _ := r.FirstEvent("trip", r.TelemetryID, r.Onset)
+		marks = append(marks, report.Mark{X: rel(trip.At.Add(d)), Label: "enforced on every node", Kind: "enforced"})
+	}
+
+	rates := report.Chart{Title: "API calls per second by workload (fleet-wide, as the pods counted them)", YLabel: "calls/s", Marks: marks,
+		XMin: 0, XMax: rel(r.End)}
+	for _, id := range append(append([]string(nil), r.System...), r.TelemetryID) {
+		ok := report.Series{Name: id + " ok"}
+		bad := report.Series{Name: id + " failed/denied", Dashed: true}
+		anyBad := false
+		for _, p := range r.Recorder.Series(id) {
+			x := float64(p.Sec) - float64(r.Start.UnixNano())/1e9 + 0.5
+			if x < 0 || x > rel(r.End) {
+				continue
+			}
+			ok.Points = append(ok.Points, report.Point{X: x, Y: float64(p.OK)})
+			bad.Points = append(bad.Points, report.Point{X: x, Y: float64(p.Err + p.Denied)})
+			anyBad = anyBad || p.Err+p.Denied > 0
+		}
+		rates.Series = append(rates.Series, ok)
+		if anyBad {
+			rates.Series = append(rates.Series, bad)
+		}
+	}
+	lat := report.Chart{Title: "API server latency for an unrelated client (GET of one ConfigMap, 1 s windows)", YLabel: "ms", Marks: marks,
+		XMin: 0, XMax: rel(r.End)}
+	p50 := report.Series{Name: "p50", Color: "#1f77b4"}
+	p99 := report.Series{Name: "p99", Color: "#d62728"}
+	for _, w := range latency.Windows(r.Probe, time.Second) {
+		x := rel(w.Start) + 0.5
+		p50.Points = append(p50.Points, report.Point{X: x, Y: ms(w.Stats.P50)})
+		p99.Points = append(p99.Points, report.Point{X: x, Y: ms(w.Stats.P99)})
+	}
+	lat.Series = []report.Series{p50, p99}
+	rep.Charts = []report.Chart{rates, lat}
+	return rep
+}
+
+func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
+
+// Labeled is one run of a multi-run report ("armed", "dry-run", "unprotected").
+type Labeled struct {
+	Label  string
+	Result *Result
+}
+
+// CombinedReport puts several runs on one page: each run's summary rows and charts, prefixed with its label.
+func CombinedReport(title string, runs ...Labeled) report.Report {
+	out := report.Report{Title: title, Generated: time.Now()}
+	for _, run := range runs {
+		r := run.Result.Report(run.Label)
+		for _, row := range r.Summary {
+			out.Summary = append(out.Summary, report.Row{Label: run.Label + ": " + row.Label, Value: row.Value})
+		}
+		for _, c := range r.Charts {
+			c.Title = run.Label + ": " + c.Title
+			out.Charts = append(out.Charts, c)
+		}
+	}
+	return out
+}
+
+// ProbeStats summarises the unrelated client's calls that started in [from, to).
+func (r *Result) ProbeStats(from, to time.Time) (latency.Stats, error) {
+	return latency.Summarize(between(r.Probe, from, to))
+}

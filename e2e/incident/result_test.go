@@ -1,0 +1,87 @@
+package incident
+
+import (
+	"bytes"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/fanoutdev/fanout/e2e/fleet"
+	"github.com/fanoutdev/fanout/e2e/latency"
+	"github.com/fanoutdev/fanout/e2e/report"
+)
+
+func TestResultTimings(t *testing.T) {
+	t0 := time.Unix(1000, 0)
+	r := &Result{
+		Nodes: 3, Guarded: true, System: []string{KubeProxy, NodeAgent}, TelemetryID: Telemetry, Recorder: fleet.NewRecorder(),
+		Start: t0, Onset: t0.Add(10 * time.Second), IncidentEnd: t0.Add(40 * time.Second), End: t0.Add(60 * time.Second),
+		Events: []Event{
+			{At: t0.Add(5 * time.Second), Kind: "trip", Workload: Telemetry}, // before onset: ignored
+			{At: t0.Add(12 * time.Second), Kind: "alert", Workload: Telemetry},
+			{At: t0.Add(13 * time.Second), Kind: "trip", Workload: Telemetry},
+			{At: t0.Add(13100 * time.Millisecond), Kind: "enforced", Workload: Telemetry, Node: "node-1"},
+			{At: t0.Add(13300 * time.Millisecond), Kind: "enforced", Workload: Telemetry, Node: "node-3"},
+			{At: t0.Add(13200 * time.Millisecond), Kind: "enforced", Workload: Telemetry, Node: "node-2"},
+			{At: t0.Add(14 * time.Second), Kind: "enforced", Workload: Telemetry, Node: "node-2"}, // repeat: first counts
+			{At: t0.Add(30 * time.Second), Kind: "alert", Workload: KubeProxy},                    // alerts do not act
+			{At: t0.Add(45 * time.Second), Kind: "release", Workload: Telemetry},
+		},
+	}
+	if d, ok := r.TripAfterOnset(); !ok || d != 3*time.Second {
+		t.Fatalf("onset->trip %s %v", d, ok)
+	}
+	if d, ok := r.EnforcedEverywhere(); !ok || d != 300*time.Millisecond {
+		t.Fatalf("trip->enforced everywhere %s %v", d, ok)
+	}
+	if n := len(r.Touched()); n != 0 {
+		t.Fatalf("touched %d", n)
+	}
+	r.Nodes = 4
+	if _, ok := r.EnforcedEverywhere(); ok {
+		t.Fatal("a node without enforcement must fail EnforcedEverywhere")
+	}
+	r.Events = append(r.Events, Event{At: t0.Add(20 * time.Second), Kind: "trip", Workload: NodeAgent})
+	if n := len(r.Touched()); n != 1 {
+		t.Fatalf("touched %d, want 1", n)
+	}
+}
+
+func TestResultPhasesAndReport(t *testing.T) {
+	t0 := time.Unix(2000, 0)
+	rec := fleet.NewRecorder()
+	var probe []latency.Sample
+	for s := 0; s < 30; s++ {
+		rec.Add(KubeProxy, fleet.Sample{T: float64(2000+s) + 1.0, OK: 8})
+		lat := 2 * time.Millisecond
+		if s >= 10 && s < 20 {
+			rec.Add(Telemetry, fleet.Sample{T: float64(2000+s) + 1.0, OK: 30})
+			lat = 300 * time.Millisecond
+		}
+		for k := 0; k < 10; k++ {
+			probe = append(probe, latency.Sample{At: t0.Add(time.Duration(s)*time.Second + time.Duration(k)*100*time.Millisecond), Latency: lat})
+		}
+	}
+	r := &Result{Nodes: 2, System: []string{KubeProxy}, TelemetryID: Telemetry, Recorder: rec, Probe: probe,
+		Start: t0, Onset: t0.Add(10 * time.Second), IncidentEnd: t0.Add(20 * time.Second), End: t0.Add(30 * time.Second)}
+	ph := r.Phases()
+	if len(ph) != 3 || ph[0].Rate[KubeProxy] != 8 || ph[0].Rate[Telemetry] != 0 || ph[1].Rate[Telemetry] != 30 ||
+		ph[1].Probe.P50 != 300*time.Millisecond || ph[2].Probe.P99 != 2*time.Millisecond {
+		t.Fatalf("phases %+v", ph)
+	}
+	var sum bytes.Buffer
+	r.WriteSummary(&sum)
+	if !strings.Contains(sum.String(), "UNPROTECTED") || !strings.Contains(sum.String(), "p50=300ms") {
+		t.Fatalf("summary:\n%s", sum.String())
+	}
+	var page bytes.Buffer
+	if err := report.Write(&page, r.Report("t")); err != nil {
+		t.Fatal(err)
+	}
+	if n := strings.Count(page.String(), "<svg "); n != 2 {
+		t.Fatalf("%d charts", n)
+	}
+	if n := strings.Count(page.String(), `<polyline class="series"`); n != 4 { // 2 workloads + p50 + p99
+		t.Fatalf("%d series", n)
+	}
+}
