@@ -1,0 +1,76 @@
+package detect
+
+import (
+	"math"
+	"testing"
+
+	"github.com/fanoutdev/fanout/aggregator/fleet"
+)
+
+func snap(sec int64, nodes int, views ...fleet.View) *fleet.Snapshot {
+	s := &fleet.Snapshot{Second: sec, NodesReporting: nodes, Workloads: views}
+	for _, v := range views {
+		s.Total.Requests += v.Now.Requests
+		s.Total.RxBytes += v.Now.RxBytes
+		s.FleetPods += v.Pods
+	}
+	return s
+}
+
+// A DaemonSet on 50 of 1000 nodes, 2 MB/s per pod: at full placement 2 GB/s against 1 GB/s capacity.
+func TestProjectionToFullPlacement(t *testing.T) {
+	cfg := DefaultConfig()
+	cfg.CapacityRequestsPerS, cfg.CapacityRxBytesPerS = 5000, 1e9
+	d := New(cfg)
+	var res Result
+	for sec := int64(100); sec <= 160; sec++ {
+		pods := uint32(sec - 110)
+		if sec < 111 {
+			pods = 1
+		}
+		ds := fleet.View{ID: 0, Name: "DaemonSet/sec/scanner", Kind: "DaemonSet", Pods: pods, MaxPods: pods, Nodes: pods,
+			Now: fleet.Counters{Requests: float64(pods), RxBytes: 2e6 * float64(pods)}, CostRequests: 1, CostRxBytes: 2e6,
+			ObservedRequests: 1000, LastGrowth: sec}
+		web := fleet.View{ID: 1, Name: "Deployment/shop/web", Kind: "Deployment", Pods: 800, MaxPods: 800, Nodes: 600,
+			Now: fleet.Counters{Requests: 400, RxBytes: 3e8}, BaseRequests: 400, BaseRxBytes: 3e8, LastGrowth: 0}
+		d.Evaluate(snap(sec, 1000, ds, web), &res)
+	}
+	f := res.Findings[0]
+	want := (3e8 + 2e6*1000) / 1e9
+	if !f.RollingOut || f.TargetPods != 1000 || math.Abs(f.Projected-want) > 0.01 || !f.ProjectedOver {
+		t.Fatalf("projection: rolling %v target %d projected %.3f (want %.3f) over %v", f.RollingOut, f.TargetPods, f.Projected, want, f.ProjectedOver)
+	}
+	if f.CollapseETA <= 0 {
+		t.Fatalf("no collapse ETA: %v", f.CollapseETA)
+	}
+	if res.Findings[1].ProjectedOver || res.Findings[1].RollingOut {
+		t.Fatalf("a stable Deployment is not rolling out: %+v", res.Findings[1])
+	}
+}
+
+func TestFleetWideAndOverloadAttribution(t *testing.T) {
+	cfg := DefaultConfig()
+	cfg.CapacityRequestsPerS, cfg.CapacityRxBytesPerS = 1000, 1e12
+	d := New(cfg)
+	var res Result
+	var vs []fleet.View
+	for i, n := range []string{"DaemonSet/a/a", "DaemonSet/b/b", "DaemonSet/c/c", "DaemonSet/d/d"} {
+		vs = append(vs, fleet.View{ID: fleet.WorkloadID(i), Name: n, Kind: "DaemonSet", Pods: 100, MaxPods: 100, Nodes: 100,
+			Now: fleet.Counters{Requests: 400}, BaseRequests: 40, SyncNodes: 90, EstablishedNodes: 100})
+	}
+	d.Evaluate(snap(10, 100, vs...), &res)
+	if !res.FleetWide || res.SurgingCount != 4 {
+		t.Fatalf("fleet-wide %v surging %d", res.FleetWide, res.SurgingCount)
+	}
+	if !res.Overloaded || len(res.Contributors) != 4 || res.Contributors[0] != "DaemonSet/a/a" {
+		t.Fatalf("attribution: %v %v", res.Overloaded, res.Contributors)
+	}
+	// One workload alone surging is not fleet-wide.
+	for i := 1; i < 4; i++ {
+		vs[i].SyncNodes, vs[i].Now.Requests = 0, 40
+	}
+	d.Evaluate(snap(11, 100, vs...), &res)
+	if res.FleetWide || !res.Findings[0].Surge || !res.Findings[0].Threat {
+		t.Fatalf("single surge: fleet-wide %v surge %v threat %v", res.FleetWide, res.Findings[0].Surge, res.Findings[0].Threat)
+	}
+}

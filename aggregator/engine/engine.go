@@ -1,0 +1,258 @@
+package engine
+
+import (
+	"fmt"
+	"sort"
+	"sync"
+	"time"
+
+	"github.com/fanoutdev/fanout/aggregator/detect"
+	"github.com/fanoutdev/fanout/aggregator/fleet"
+	"github.com/fanoutdev/fanout/aggregator/killswitch"
+)
+
+// Config gathers the parts' configs.
+type Config struct {
+	Fleet  fleet.Config
+	Detect detect.Config
+	Switch killswitch.Config
+}
+
+// DefaultConfig returns the defaults of every part.
+func DefaultConfig() Config {
+	return Config{Fleet: fleet.DefaultConfig(), Detect: detect.DefaultConfig(), Switch: killswitch.DefaultConfig()}
+}
+
+// Sink receives every decision (the audit log).
+type Sink interface {
+	Record(d killswitch.Decision)
+}
+
+// WorkloadReport is one workload's traffic on a node during one second.
+type WorkloadReport struct {
+	Workload    string
+	Counters    fleet.Counters
+	Pods        uint32
+	DesiredPods uint32
+}
+
+// Report is a validated node report for one second.
+type Report struct {
+	Node      string
+	Second    int64
+	Sequence  uint64
+	Workloads []WorkloadReport
+}
+
+// Engine is safe for concurrent use.
+type Engine struct {
+	mu        sync.Mutex
+	fleet     *fleet.Fleet
+	det       *detect.Detector
+	sw        *killswitch.Switch
+	res       detect.Result
+	sink      Sink
+	decisions map[[2]string]uint64
+	samples   []fleet.Sample
+	closed    bool
+}
+
+// New returns an engine; sink may be nil.
+func New(cfg Config, sink Sink) *Engine {
+	return &Engine{
+		fleet: fleet.New(cfg.Fleet), det: detect.New(cfg.Detect), sw: killswitch.New(cfg.Switch),
+		sink: sink, decisions: map[[2]string]uint64{},
+	}
+}
+
+// Protect marks a workload as never blocked.
+func (e *Engine) Protect(workload string) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.sw.Protect(workload)
+}
+
+// Start fixes the first second the engine will close; reports before it are late.
+func (e *Engine) Start(sec int64) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.fleet.Start(sec)
+}
+
+// Ingest adds one report.
+func (e *Engine) Ingest(r *Report) error {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	n := e.fleet.Node(r.Node)
+	if err := e.fleet.AddNode(r.Second, n, r.Sequence); err != nil {
+		return fmt.Errorf("ingest report from %s: %w", r.Node, err)
+	}
+	for i := range r.Workloads {
+		w := &r.Workloads[i]
+		e.fleet.Add(r.Second, n, fleet.Sample{Workload: e.fleet.Workload(w.Workload), Counters: w.Counters, Pods: w.Pods, DesiredPods: w.DesiredPods})
+	}
+	return nil
+}
+
+// Batch gives direct, ID-based access for fast simulated ingest (replay); fn runs under the engine's lock.
+func (e *Engine) Batch(fn func(b *Batcher)) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	fn(&Batcher{f: e.fleet})
+}
+
+// Batcher adds samples by interned IDs.
+type Batcher struct{ f *fleet.Fleet }
+
+// Workload interns a workload name.
+func (b *Batcher) Workload(name string) fleet.WorkloadID { return b.f.Workload(name) }
+
+// Node interns a node name.
+func (b *Batcher) Node(name string) fleet.NodeID { return b.f.Node(name) }
+
+// AddNode registers a node's report for a second.
+func (b *Batcher) AddNode(sec int64, n fleet.NodeID) error { return b.f.AddNode(sec, n, 0) }
+
+// Add adds one sample.
+func (b *Batcher) Add(sec int64, n fleet.NodeID, s fleet.Sample) { b.f.Add(sec, n, s) }
+
+// LastClosed returns the last closed second.
+func (e *Engine) LastClosed() (int64, bool) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.fleet.LastClosed()
+}
+
+// CloseThrough closes every second up to and including sec and returns the decisions taken.
+func (e *Engine) CloseThrough(sec int64) []killswitch.Decision {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	last, ok := e.fleet.LastClosed()
+	if !ok {
+		return nil
+	}
+	var out []killswitch.Decision
+	for s := last + 1; s <= sec; s++ {
+		snap := e.fleet.Close()
+		e.det.Evaluate(snap, &e.res)
+		ds := e.sw.Step(&e.res)
+		e.closed = true
+		for _, d := range ds {
+			e.record(d)
+		}
+		out = append(out, ds...)
+		if len(ds) > 0 {
+			e.syncFreeze()
+		}
+	}
+	return out
+}
+
+func (e *Engine) record(d killswitch.Decision) {
+	e.decisions[[2]string{string(d.Action), d.Workload}]++
+	if e.sink != nil {
+		e.sink.Record(d)
+	}
+}
+
+func (e *Engine) syncFreeze() {
+	tripped := map[string]bool{}
+	for _, w := range e.sw.Tripped() {
+		tripped[w] = true
+		e.fleet.Workload(w)
+	}
+	for _, w := range e.res.Findings {
+		e.fleet.Freeze(w.ID, tripped[w.Workload])
+	}
+	for w := range tripped {
+		e.fleet.Freeze(e.fleet.Workload(w), true)
+	}
+}
+
+// Manual trips or releases a workload by hand at second sec.
+func (e *Engine) Manual(sec int64, trip bool, workload, reason string, ttl time.Duration) (killswitch.Decision, error) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	d, err := e.sw.Manual(sec, trip, workload, reason, ttl)
+	if err != nil {
+		return d, fmt.Errorf("manual %s: %w", map[bool]string{true: "trip", false: "release"}[trip], err)
+	}
+	e.record(d)
+	e.syncFreeze()
+	return d, nil
+}
+
+// Directives returns the directive set version and the directives.
+func (e *Engine) Directives() (uint64, []killswitch.Directive) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.sw.Version(), e.sw.Directives()
+}
+
+// DirectivesVersion returns the version of the directive set without copying it.
+func (e *Engine) DirectivesVersion() uint64 {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.sw.Version()
+}
+
+// WorkloadStatus is one workload in Status.
+type WorkloadStatus struct {
+	Workload         string
+	State            killswitch.State
+	Reason           string
+	Epoch            uint64
+	Protected        bool
+	Now              fleet.Counters
+	BaselineRequests float64
+	Pods, Nodes      uint32
+	SyncNodes        int
+	ProjectedRatio   float64
+	CostRatio        float64
+}
+
+// Status is the engine's state after the last closed second.
+type Status struct {
+	Second         int64
+	NodesReporting int
+	Utilization    float64
+	DryRun         bool
+	Workloads      []WorkloadStatus // by fleet request rate, highest first
+	Decisions      map[[2]string]uint64
+	Pairs          int
+}
+
+// Status returns a copy of the current state.
+func (e *Engine) Status() Status {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	st := Status{Second: e.res.Second, NodesReporting: e.res.NodesReporting, Utilization: e.res.Utilization,
+		DryRun: e.sw.Config().DryRun, Decisions: make(map[[2]string]uint64, len(e.decisions)), Pairs: e.fleet.Pairs()}
+	for k, v := range e.decisions {
+		st.Decisions[k] = v
+	}
+	seen := map[string]bool{}
+	for i := range e.res.Findings {
+		f := &e.res.Findings[i]
+		state, reason, epoch := e.sw.StateOf(f.Workload)
+		seen[f.Workload] = true
+		st.Workloads = append(st.Workloads, WorkloadStatus{
+			Workload: f.Workload, State: state, Reason: reason, Epoch: epoch, Protected: e.sw.Protected(f.Workload),
+			Now: f.View.Now, BaselineRequests: f.View.BaseRequests, Pods: f.View.Pods, Nodes: f.View.Nodes,
+			SyncNodes: f.View.SyncNodes, ProjectedRatio: f.Projected, CostRatio: f.Share,
+		})
+	}
+	for _, w := range e.sw.Tripped() {
+		if !seen[w] {
+			state, reason, epoch := e.sw.StateOf(w)
+			st.Workloads = append(st.Workloads, WorkloadStatus{Workload: w, State: state, Reason: reason, Epoch: epoch})
+		}
+	}
+	sort.SliceStable(st.Workloads, func(a, b int) bool {
+		if st.Workloads[a].Now.Requests != st.Workloads[b].Now.Requests {
+			return st.Workloads[a].Now.Requests > st.Workloads[b].Now.Requests
+		}
+		return st.Workloads[a].Workload < st.Workloads[b].Workload
+	})
+	return st
+}

@@ -1,0 +1,76 @@
+package fleet
+
+import (
+	"errors"
+	"fmt"
+	"testing"
+	"time"
+)
+
+func TestWindowsRejectLateFutureAndStale(t *testing.T) {
+	f := New(DefaultConfig())
+	n := f.Node("node-a")
+	f.Start(100)
+	if err := f.AddNode(100, n, 5); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.AddNode(101, n, 5); !errors.Is(err, ErrStaleSequence) {
+		t.Fatalf("repeated sequence: %v", err)
+	}
+	if err := f.AddNode(101, n, 1); err != nil { // agent restart
+		t.Fatal(err)
+	}
+	f.Close() // closes 100
+	if err := f.AddNode(100, n, 2); !errors.Is(err, ErrLate) {
+		t.Fatalf("late: %v", err)
+	}
+	if err := f.AddNode(100+ring+1, n, 3); !errors.Is(err, ErrFuture) {
+		t.Fatalf("future: %v", err)
+	}
+}
+
+// Per-node jumps against each node's own baseline are counted; state is per (workload, node) and forgotten.
+func TestSynchronizedNodesAndBoundedState(t *testing.T) {
+	cfg := DefaultConfig()
+	cfg.Forget = 10 * time.Second
+	f := New(cfg)
+	w := f.Workload("DaemonSet/a/x")
+	nodes := make([]NodeID, 50)
+	for i := range nodes {
+		nodes[i] = f.Node(fmt.Sprintf("n%d", i))
+	}
+	f.Start(0)
+	var snap *Snapshot
+	for sec := int64(0); sec < 80; sec++ {
+		for i, n := range nodes {
+			req := 1.0 + float64(i%3)
+			if sec >= 60 && i < 20 {
+				req *= 10
+			}
+			if err := f.AddNode(sec, n, 0); err != nil {
+				t.Fatal(err)
+			}
+			f.Add(sec, n, Sample{Workload: w, Counters: Counters{Requests: req}, Pods: 1})
+		}
+		snap = f.Close()
+		if sec == 59 && snap.Workloads[0].SyncNodes != 0 {
+			t.Fatalf("jumps before the surge: %d", snap.Workloads[0].SyncNodes)
+		}
+		if sec == 61 && (snap.Workloads[0].SyncNodes != 20 || snap.Workloads[0].EstablishedNodes != 50) {
+			t.Fatalf("at 61: sync %d of %d, want 20 of 50", snap.Workloads[0].SyncNodes, snap.Workloads[0].EstablishedNodes)
+		}
+	}
+	if f.Pairs() != 50 {
+		t.Fatalf("pairs %d", f.Pairs())
+	}
+	// Jumps older than the surge window no longer count as synchronized.
+	if snap.Workloads[0].SyncNodes != 20 {
+		t.Fatalf("at 79: sync %d", snap.Workloads[0].SyncNodes)
+	}
+	for sec := int64(80); sec < 95; sec++ {
+		f.Close()
+	}
+	if f.Pairs() != 0 {
+		t.Fatalf("pairs not forgotten: %d", f.Pairs())
+	}
+}

@@ -1,0 +1,166 @@
+package killswitch
+
+import (
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/fanoutdev/fanout/aggregator/detect"
+	"github.com/fanoutdev/fanout/aggregator/fleet"
+)
+
+func surging(sec int64, names ...string) *detect.Result {
+	r := &detect.Result{Second: sec, Utilization: 0.9}
+	for _, n := range names {
+		r.Findings = append(r.Findings, detect.Finding{Workload: n, Surge: true, Threat: true, CollapseETA: -1,
+			View: fleet.View{Name: n, SyncNodes: 50, EstablishedNodes: 100}})
+	}
+	return r
+}
+
+func quiet(sec int64, names ...string) *detect.Result {
+	r := &detect.Result{Second: sec, Utilization: 0.3}
+	for _, n := range names {
+		r.Findings = append(r.Findings, detect.Finding{Workload: n, CollapseETA: -1, View: fleet.View{Name: n}})
+	}
+	return r
+}
+
+func cfg() Config {
+	c := DefaultConfig()
+	c.SurgeSustain, c.MinHold, c.RampDuration, c.RampJitter, c.ReleasedHold = 3*time.Second, 10*time.Second, 8*time.Second, 0, 5*time.Second
+	return c
+}
+
+func actions(ds []Decision) string {
+	var s []string
+	for _, d := range ds {
+		s = append(s, string(d.Action)+":"+d.Workload)
+	}
+	return strings.Join(s, ",")
+}
+
+func TestSurgeTripsAfterSustainThenReleasesWithRamp(t *testing.T) {
+	s := New(cfg())
+	var log []string
+	for sec := int64(100); sec < 103; sec++ {
+		if a := actions(s.Step(surging(sec, "DaemonSet/a/x"))); a != "" {
+			log = append(log, a)
+		}
+	}
+	if strings.Join(log, ";") != "alert:DaemonSet/a/x;trip:DaemonSet/a/x" {
+		t.Fatalf("got %v", log)
+	}
+	if st, _, ep := s.StateOf("DaemonSet/a/x"); st != Trip || ep != 102 {
+		t.Fatalf("state %s epoch %d", st, ep)
+	}
+	ds := s.Directives()
+	if len(ds) != 1 || !ds[0].Block || ds[0].Epoch != 102 {
+		t.Fatalf("directives %+v", ds)
+	}
+	// Minimum hold: nothing before 10 s, then a release with a ramp.
+	var rel []Decision
+	for sec := int64(103); sec < 115 && len(rel) == 0; sec++ {
+		rel = s.Step(quiet(sec, "DaemonSet/a/x"))
+		if len(rel) > 0 && sec < 112 {
+			t.Fatalf("released at %d before the minimum hold", sec)
+		}
+	}
+	if actions(rel) != "release:DaemonSet/a/x" {
+		t.Fatalf("got %v", actions(rel))
+	}
+	ds = s.Directives()
+	if len(ds) != 1 || ds[0].Block || ds[0].RampSteps == 0 {
+		t.Fatalf("release directive %+v", ds)
+	}
+	// The surge returns during the ramp: trip again with a new epoch.
+	var re []Decision
+	for sec := int64(120); sec < 123; sec++ {
+		re = s.Step(surging(sec, "DaemonSet/a/x"))
+	}
+	if actions(re) != "trip:DaemonSet/a/x" || re[0].Epoch != 122 {
+		t.Fatalf("re-trip: %+v", re)
+	}
+}
+
+func TestProtectedDryRunAndMaxTrips(t *testing.T) {
+	c := cfg()
+	c.Protected = []string{"DaemonSet/kube-system/kube-proxy"}
+	c.MaxTrips = 1
+	s := New(c)
+	var all []Decision
+	for sec := int64(0); sec < 5; sec++ {
+		all = append(all, s.Step(surging(sec, "DaemonSet/kube-system/kube-proxy", "DaemonSet/a/x", "DaemonSet/b/y"))...)
+	}
+	trips := 0
+	for _, d := range all {
+		if d.Action == ActionTrip {
+			trips++
+			if d.Workload == "DaemonSet/kube-system/kube-proxy" {
+				t.Fatal("protected workload tripped")
+			}
+		}
+	}
+	if trips != 1 {
+		t.Fatalf("max trips 1, got %d: %s", trips, actions(all))
+	}
+	var sawProtected, sawCap bool
+	for _, d := range all {
+		sawProtected = sawProtected || strings.HasPrefix(d.Reason, "protected workload")
+		sawCap = sawCap || strings.HasPrefix(d.Reason, "max concurrent trips")
+	}
+	if !sawProtected || !sawCap {
+		t.Fatalf("want protected and cap alerts: %s", actions(all))
+	}
+
+	c.DryRun = true
+	d := New(c)
+	var got []Decision
+	for sec := int64(0); sec < 5; sec++ {
+		got = append(got, d.Step(surging(sec, "DaemonSet/a/x"))...)
+	}
+	if len(d.Directives()) != 0 {
+		t.Fatal("dry-run produced directives")
+	}
+	if got[len(got)-1].Action != ActionTrip || !got[len(got)-1].DryRun || !strings.HasPrefix(got[len(got)-1].Reason, "dry-run: ") {
+		t.Fatalf("dry-run decision %+v", got[len(got)-1])
+	}
+}
+
+func TestFleetWideSurgeSuppressesTrips(t *testing.T) {
+	s := New(cfg())
+	for sec := int64(0); sec < 20; sec++ {
+		r := surging(sec, "DaemonSet/a/x", "DaemonSet/b/y", "Deployment/c/z")
+		r.FleetWide = sec == 0
+		for _, d := range s.Step(r) {
+			if d.Action == ActionTrip {
+				t.Fatalf("tripped %s during a fleet-wide surge", d.Workload)
+			}
+		}
+	}
+}
+
+func TestManualTripAndRelease(t *testing.T) {
+	s := New(cfg())
+	d, err := s.Manual(50, true, "Deployment/a/b", "runaway", time.Minute)
+	if err != nil || d.Action != ActionTrip || !d.Manual {
+		t.Fatalf("%+v %v", d, err)
+	}
+	if _, err := s.Manual(51, true, "Deployment/a/b", "again", 0); err == nil {
+		t.Fatal("double trip accepted")
+	}
+	// Automatic release never touches a manual trip before its TTL.
+	for sec := int64(51); sec < 100; sec++ {
+		if ds := s.Step(quiet(sec, "Deployment/a/b")); len(ds) > 0 {
+			t.Fatalf("auto decision on a manual trip at %d: %s", sec, actions(ds))
+		}
+	}
+	ds := s.Step(quiet(110, "Deployment/a/b"))
+	if actions(ds) != "release:Deployment/a/b" {
+		t.Fatalf("TTL expiry: %s", actions(ds))
+	}
+	s.Protect("Deployment/p/q")
+	if _, err := s.Manual(120, true, "Deployment/p/q", "x", 0); err == nil {
+		t.Fatal("manual trip of a protected workload accepted")
+	}
+}
