@@ -58,6 +58,7 @@ type Config struct {
 	MemoryLimit    int64
 	Engine         engine.Config
 	Profiling      profiling.Config
+	Remediation    RemediationConfig
 }
 
 func parseFlags(args []string, stderr io.Writer) (Config, error) {
@@ -85,6 +86,7 @@ func parseFlags(args []string, stderr io.Writer) (Config, error) {
 	cfg.Engine.Fleet.RegisterFlags(fs)
 	cfg.Engine.Detect.RegisterFlags(fs)
 	cfg.Engine.Switch.RegisterFlags(fs)
+	cfg.Remediation.registerFlags(fs)
 	cfg.Profiling.RegisterFlags(fs)
 	if err := fs.Parse(args); err != nil {
 		return cfg, err
@@ -229,8 +231,15 @@ func serve(ctx context.Context, cfg Config, logger *slog.Logger) error {
 	}
 	logger.Info("aggregator listening", "grpc", lis.Addr().String(), "metrics", cfg.MetricsListen, "dry_run", cfg.Engine.Switch.DryRun, "version", version)
 
-	errc := make(chan error, 3)
+	errc := make(chan error, 4)
 	go func() { errc <- srv.Run(ctx) }()
+	if cfg.Remediation.After > 0 {
+		go func() {
+			if err := runRemediation(ctx, cfg.Remediation, cfg.Engine.Switch.Protected, eng, logger); err != nil {
+				errc <- err
+			}
+		}()
+	}
 	go func() { errc <- gs.Serve(lis) }()
 	var hs *http.Server
 	if cfg.MetricsListen != "" {

@@ -9,6 +9,8 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
+
+	"github.com/fanoutdev/fanout/aggregator/remediate"
 )
 
 func main() {
@@ -26,6 +28,7 @@ commands:
   trip      block a workload fleet-wide by hand (needs an admin token)
   release   release a tripped workload by hand (needs an admin token)
   replay    run the detector over a scenario file in simulated time
+  undo      undo a durable remediation (paused DaemonSet / scaled-down Deployment) through the API server
   node      commands for one node's agent (see fanoutctl node -h)
 
 run fanoutctl <command> -h for its flags
@@ -47,6 +50,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return runManual(ctx, true, args[1:], stdout, stderr)
 	case "release":
 		return runManual(ctx, false, args[1:], stdout, stderr)
+	case "undo":
+		return remediate.RunUndoCLI(ctx, args[1:], stdout, stderr)
 	case "node":
 		return runNode(ctx, args[1:], stdout, stderr)
 	case "-h", "--help", "help":
