@@ -66,6 +66,7 @@ func newFakeFleet(t *testing.T) *fakeFleet {
 	gauge(f.agent, "fanout_agent_aggregator_connected", []string{"address"}, []string{"10.0.0.10:9401"}, []string{"10.0.0.11:9401"})
 	counter(f.agent, "fanout_agent_reports_sent_total", nil, []string{})
 	counter(f.agent, "fanout_agent_report_errors_total", nil, []string{})
+	counter(f.agent, "fanout_agent_reports_dropped_total", []string{"address"}, []string{"10.0.0.10:9401"})
 	gauge(f.agent, "fanout_agent_blocks_active", []string{"workload"}, wl[0])
 	counter(f.agent, "fanout_agent_connects_denied_total", []string{"workload"}, wl[0])
 	counter(f.agent, "fanout_agent_sockets_destroyed_total", []string{"workload"}, wl[0])
@@ -73,6 +74,7 @@ func newFakeFleet(t *testing.T) *fakeFleet {
 
 	gauge(f.aggregator, "fanout_aggregator_nodes_reporting", nil, []string{}).WithLabelValues().Set(2500)
 	counter(f.aggregator, "fanout_aggregator_reports_total", nil, []string{})
+	gauge(f.aggregator, "fanout_aggregator_workload_node_pairs", nil, []string{}).WithLabelValues().Set(20000)
 	counter(f.aggregator, "fanout_aggregator_reports_rejected_total", []string{"reason"}, []string{"version"})
 	for _, m := range []string{"requests", "rx_bytes", "connects"} {
 		g := gauge(f.aggregator, "fanout_workload_fleet_"+m+"_per_second", []string{"workload"}, wl...)
