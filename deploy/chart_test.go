@@ -14,6 +14,8 @@ import (
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
 	"sigs.k8s.io/yaml"
+
+	"github.com/fanoutdev/fanout/collector/enforce"
 )
 
 func TestHelmLint(t *testing.T) {
@@ -38,7 +40,7 @@ func runHelmErr(t *testing.T, args ...string) string {
 }
 
 func TestManifestsFresh(t *testing.T) {
-	want := render(t, "namespace.create=true")
+	want := render(t, manifestSets...)
 	got, err := os.ReadFile(manifestPath)
 	if err != nil {
 		t.Fatal(err)
@@ -132,7 +134,7 @@ func TestAgentLeastPrivilege(t *testing.T) {
 			t.Errorf("mount %s: Bidirectional propagation needs a privileged container", m.Name)
 		}
 	}
-	if !slices.ContainsFunc(c.Args, func(a string) bool { return strings.HasPrefix(a, "--aggregator.addresses=10.96.0.100:") }) {
+	if !slices.ContainsFunc(c.Args, func(a string) bool { return strings.HasPrefix(a, "--aggregator.address=10.96.0.100:") }) {
 		t.Errorf("agent must dial aggregators by static address, args %v", c.Args)
 	}
 	for _, o := range objs {
@@ -158,6 +160,9 @@ func TestAgentLeastPrivilege(t *testing.T) {
 			}
 		}
 	}
+	if len(aggRole.Rules) != 1 || !slices.Equal(aggRole.Rules[0].Resources, []string{"daemonsets", "deployments", "statefulsets"}) {
+		t.Errorf("aggregator remediation role must cover exactly apps daemonsets, deployments, statefulsets: %+v", aggRole.Rules)
+	}
 	// Without remediation, the aggregator holds no API permissions at all.
 	if find(decodeObjects(t, render(t)), "ClusterRole", "fanout-aggregator-remediation") != nil {
 		t.Error("remediation role rendered although remediation is disabled")
@@ -171,4 +176,95 @@ func mustJSON(t *testing.T, o *unstructured.Unstructured) []byte {
 		t.Fatal(err)
 	}
 	return b
+}
+
+// TestAuthSecret checks the shared agent token Secret: generated when not given, taken from auth.agentToken, rejected
+// when too short, not rendered with auth.existingSecret (whose name the pods then mount), and the optional admin token.
+func TestAuthSecret(t *testing.T) {
+	secretData := func(objs []*unstructured.Unstructured, name string) map[string]string {
+		t.Helper()
+		s := convert[corev1.Secret](t, find(objs, "Secret", name))
+		out := map[string]string{}
+		for k, v := range s.Data {
+			out[k] = string(v)
+		}
+		return out
+	}
+	gen := secretData(decodeObjects(t, render(t)), "fanout-auth")
+	if len(gen["token"]) < 16 || gen["agent-tokens"] != gen["token"]+" *\n" {
+		t.Errorf("generated secret: token %q, agent-tokens %q", gen["token"], gen["agent-tokens"])
+	}
+	if again := secretData(decodeObjects(t, render(t)), "fanout-auth"); again["token"] == gen["token"] {
+		t.Error("generated agent token is not random")
+	}
+	set := secretData(decodeObjects(t, render(t, "auth.agentToken=0123456789abcdef-x")), "fanout-auth")
+	if set["token"] != "0123456789abcdef-x" || set["agent-tokens"] != "0123456789abcdef-x *\n" {
+		t.Errorf("auth.agentToken not used: %v", set)
+	}
+	if out := runHelmErr(t, "template", "fanout", chartDir, "--kube-version", kubeVersion, "--set", "auth.agentToken=short"); !strings.Contains(out, "at least 16") {
+		t.Errorf("a short token should be refused, got: %s", out)
+	}
+
+	objs := decodeObjects(t, render(t, "auth.existingSecret=mine", "auth.admin.enabled=true"))
+	if find(objs, "Secret", "fanout-auth") != nil || find(objs, "Secret", "mine") != nil {
+		t.Error("a Secret was rendered although auth.existingSecret is set")
+	}
+	admin := secretData(objs, "fanout-admin")
+	if len(admin["token"]) < 16 {
+		t.Errorf("admin token %q", admin["token"])
+	}
+	secretOf := func(spec corev1.PodSpec, volume string) string {
+		for _, v := range spec.Volumes {
+			if v.Name == volume && v.Secret != nil {
+				return v.Secret.SecretName
+			}
+		}
+		return ""
+	}
+	ds := convert[appsv1.DaemonSet](t, find(objs, "DaemonSet", "fanout-agent"))
+	dep := convert[appsv1.Deployment](t, find(objs, "Deployment", "fanout-aggregator"))
+	if got := secretOf(ds.Spec.Template.Spec, "auth"); got != "mine" {
+		t.Errorf("agent mounts secret %q, want mine", got)
+	}
+	if got := secretOf(dep.Spec.Template.Spec, "auth"); got != "mine" {
+		t.Errorf("aggregator mounts secret %q, want mine", got)
+	}
+	if got := secretOf(dep.Spec.Template.Spec, "admin"); got != "fanout-admin" {
+		t.Errorf("aggregator mounts admin secret %q, want fanout-admin", got)
+	}
+	if !slices.Contains(dep.Spec.Template.Spec.Containers[0].Args, "--auth.admin-token-file=/etc/fanout/admin/token") {
+		t.Errorf("aggregator args lack the admin token file: %v", dep.Spec.Template.Spec.Containers[0].Args)
+	}
+}
+
+// TestProtectedWorkloads checks both binaries get the same protected list: the agent's built-in defaults (the flag
+// replaces them, so the chart must carry them) plus fanout's own DaemonSet and Deployment.
+func TestProtectedWorkloads(t *testing.T) {
+	objs := decodeObjects(t, render(t, "aggregator.remediation.enabled=true"))
+	ds := convert[appsv1.DaemonSet](t, find(objs, "DaemonSet", "fanout-agent"))
+	dep := convert[appsv1.Deployment](t, find(objs, "Deployment", "fanout-aggregator"))
+	flagList := func(args []string, flag string) []string {
+		for _, a := range args {
+			if v, ok := strings.CutPrefix(a, flag+"="); ok {
+				return strings.Split(v, ",")
+			}
+		}
+		t.Fatalf("no %s in %v", flag, args)
+		return nil
+	}
+	agent := flagList(ds.Spec.Template.Spec.Containers[0].Args, "--enforce.protected")
+	agg := flagList(dep.Spec.Template.Spec.Containers[0].Args, "--killswitch.protected")
+	if !slices.Equal(agent, agg) {
+		t.Errorf("agent and aggregator protect different workloads:\n%v\n%v", agent, agg)
+	}
+	for _, p := range enforce.DefaultProtected {
+		if !slices.Contains(agent, p) {
+			t.Errorf("chart's protected list lacks the agent default %q (values.yaml protected)", p)
+		}
+	}
+	for _, own := range []string{"DaemonSet/" + namespace + "/fanout-agent", "Deployment/" + namespace + "/fanout-aggregator"} {
+		if !slices.Contains(agg, own) {
+			t.Errorf("%s not protected: %v", own, agg)
+		}
+	}
 }

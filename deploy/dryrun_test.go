@@ -117,7 +117,7 @@ func TestManifestsServerDryRun(t *testing.T) {
 	dry := metav1.CreateOptions{DryRun: []string{metav1.DryRunAll}, FieldValidation: metav1.FieldValidationStrict}
 	n := apply(objs, dry)
 	withRemediation := decodeObjects(t, render(t, "aggregator.remediation.enabled=true", "aggregator.hostNetwork=true",
-		"aggregator.addresses={10.0.0.10:9401,10.0.0.11:9401}", "profiling.url=http://127.0.0.1:4040"))
+		"aggregator.addresses={10.0.0.10:9401,10.0.0.11:9401}", "profiling.url=http://127.0.0.1:4040", "auth.admin.enabled=true"))
 	n += apply(withRemediation, dry)
 	t.Logf("%d objects accepted by server-side dry-run", n)
 	if t.Failed() {
@@ -134,6 +134,7 @@ func TestManifestsServerDryRun(t *testing.T) {
 	}
 	apply(rbac, metav1.CreateOptions{FieldValidation: metav1.FieldValidationStrict})
 	checkFlowSchema(ctx, t, cp, cs, withRemediation, apply)
+	checkTokenKept(ctx, t, cp, cs)
 	agent := "system:serviceaccount:" + namespace + ":fanout-agent"
 	agg := "system:serviceaccount:" + namespace + ":fanout-aggregator"
 	for _, c := range []struct {
@@ -152,6 +153,12 @@ func TestManifestsServerDryRun(t *testing.T) {
 		{agg, "patch", "apps", "daemonsets", "team-a", "", "yes"},
 		{agg, "patch", "apps", "deployments", "team-a", "", "yes"},
 		{agg, "get", "apps", "deployments", "team-a", "", "yes"},
+		{agg, "patch", "apps", "statefulsets", "team-a", "", "yes"},
+		{agg, "get", "apps", "statefulsets", "team-a", "", "yes"},
+		{agg, "list", "apps", "statefulsets", "team-a", "", "no"},
+		{agg, "patch", "apps", "replicasets", "team-a", "", "no"},
+		{agent, "get", "discovery.k8s.io", "endpointslices", "default", "", "yes"},
+		{agent, "list", "", "services", "default", "kubernetes", "yes"},
 		{agg, "delete", "apps", "deployments", "team-a", "", "no"},
 		{agg, "list", "", "pods", "", "", "no"},
 		{agg, "get", "", "secrets", "team-a", "", "no"},
@@ -240,5 +247,29 @@ func waitFor(t *testing.T, limit time.Duration, what string, ok func() bool) {
 			t.Fatalf("timed out waiting for %s", what)
 		}
 		time.Sleep(200 * time.Millisecond)
+	}
+}
+
+// checkTokenKept checks the chart's `lookup`: rendered against the API server (helm template --dry-run=server), the
+// Secret carries the token of the fanout-auth Secret already installed instead of generating a new one, so
+// `helm upgrade` does not lock the agents out.
+func checkTokenKept(ctx context.Context, t *testing.T, cp *harness.ControlPlane, cs *kubernetes.Clientset) {
+	t.Helper()
+	const kept = "kept-agent-token-0123456789"
+	if _, err := cs.CoreV1().Secrets(namespace).Create(ctx, &corev1.Secret{
+		ObjectMeta: metav1.ObjectMeta{Name: "fanout-auth"},
+		Data:       map[string][]byte{"token": []byte(kept), "agent-tokens": []byte(kept + " *\n")},
+	}, metav1.CreateOptions{}); err != nil {
+		t.Fatalf("create secret: %v", err)
+	}
+	kc, err := cp.WriteKubeconfig(harness.AdminUser)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := runHelm(t, "template", "fanout", chartDir, "--namespace", namespace, "--kube-version", kubeVersion,
+		"--dry-run=server", "--kubeconfig", kc)
+	s := convert[corev1.Secret](t, find(decodeObjects(t, out), "Secret", "fanout-auth"))
+	if string(s.Data["token"]) != kept || string(s.Data["agent-tokens"]) != kept+" *\n" {
+		t.Errorf("upgrade render did not keep the installed token: token %q agent-tokens %q", s.Data["token"], s.Data["agent-tokens"])
 	}
 }

@@ -26,6 +26,10 @@ const (
 	kubeVersion  = "v1.37.2"
 )
 
+// manifestSets are the --set values `make manifests` renders deploy/manifests/fanout.yaml with: the Namespace, and the
+// agent token in a Secret the user creates (so the committed manifests carry no token).
+var manifestSets = []string{"namespace.create=true", "auth.existingSecret=fanout-auth"}
+
 var (
 	helmOnce sync.Once
 	helmPath string

@@ -20,3 +20,29 @@ helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version }}
 {{ fail "set aggregator.addresses or aggregator.service.clusterIP: agents reach aggregators by static address" }}
 {{- end -}}
 {{- end -}}
+
+{{/* Protected workloads, comma separated: the configured list plus fanout's own workloads. */}}
+{{- define "fanout.protected" -}}
+{{- $own := list (printf "DaemonSet/%s/fanout-agent" .Release.Namespace) (printf "Deployment/%s/fanout-aggregator" .Release.Namespace) -}}
+{{ join "," (concat .Values.protected $own | uniq) }}
+{{- end -}}
+
+{{/* Name of the Secret holding the shared agent token (keys token, agent-tokens). */}}
+{{- define "fanout.authSecret" -}}
+{{ .Values.auth.existingSecret | default "fanout-auth" }}
+{{- end -}}
+
+{{/* Name of the Secret holding the admin token (key token). */}}
+{{- define "fanout.adminSecret" -}}
+{{ .Values.auth.admin.existingSecret | default "fanout-admin" }}
+{{- end -}}
+
+{{/* A token: the given value, else the one already stored in Secret <name> key token, else a random one. */}}
+{{- define "fanout.token" -}}
+{{- $existing := lookup "v1" "Secret" .ctx.Release.Namespace .name -}}
+{{- $tok := .value | default (dig "data" "token" "" $existing | b64dec) | default (randAlphaNum 48) -}}
+{{- if or (lt (len $tok) 16) (regexMatch "\\s" $tok) -}}
+{{- fail (printf "%s: the token must have at least 16 characters and no whitespace" .what) -}}
+{{- end -}}
+{{ $tok }}
+{{- end -}}
