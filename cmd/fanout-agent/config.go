@@ -110,6 +110,11 @@ func (c *config) validate() error {
 		errs = append(errs, fmt.Errorf("--log.level %q: want debug, info, warn or error", c.LogLevel))
 	}
 	c.Report.Node = c.NodeName
+	if len(c.Report.Addresses) > 0 {
+		if err := c.Report.Check(); err != nil {
+			errs = append(errs, fmt.Errorf("aggregator: %w", err))
+		}
+	}
 	c.Profiling.AppName = "fanout-agent"
 	c.Profiling.Tags = map[string]string{"node": c.NodeName}
 	return errors.Join(errs...)

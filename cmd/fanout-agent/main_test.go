@@ -226,3 +226,21 @@ func scrape(t *testing.T, url string) map[string]float64 {
 	}
 	return out
 }
+
+func TestConfigCheckValidatesAggregatorSettings(t *testing.T) {
+	dir := t.TempDir()
+	tok := filepath.Join(dir, "token")
+	if err := os.WriteFile(tok, []byte("agent-token-0123456789\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	base := []string{"--node.name=n1", "--aggregator.address=127.0.0.1:9401"}
+	if _, err := parseFlags(append(base, "--aggregator.token-file="+tok)); err != nil {
+		t.Fatalf("valid aggregator settings rejected: %v", err)
+	}
+	if _, err := parseFlags(append(base, "--aggregator.token-file="+tok, "--aggregator.merge=most")); err == nil || !strings.Contains(err.Error(), "merge") {
+		t.Fatalf("bad merge mode: want an error naming merge, got %v", err)
+	}
+	if _, err := parseFlags(append(base, "--aggregator.token-file="+filepath.Join(dir, "missing"))); err == nil || !strings.Contains(err.Error(), "token") {
+		t.Fatalf("missing token file: want an error naming the token, got %v", err)
+	}
+}

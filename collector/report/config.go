@@ -95,3 +95,12 @@ func readToken(path string) (string, error) {
 	}
 	return tok, nil
 }
+
+// Check validates the configuration and reads the token file, as New would: for an agent's --config.check.
+func (c *Config) Check() error {
+	if err := c.validate(); err != nil {
+		return err
+	}
+	_, err := readToken(c.TokenFile)
+	return err
+}
