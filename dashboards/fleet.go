@@ -39,6 +39,6 @@ func Fleet() (dashboard.Dashboard, error) {
 			`max by (workload) (fanout_workload_projected_load_ratio{`+WorkloadFilter+`})`, "{{workload}}")).
 		WithPanel(stateTimeline()).
 		WithPanel(bars("Decisions (trip / release / alert)", "Kill-switch decisions per interval by action and workload.",
-			`sum by (action, workload) (increase(fanout_decisions_total{`+WorkloadFilter+`}[$__rate_interval])) > 0`, "{{action}} {{workload}}").Span(24))
+			`sum by (action, workload) (`+increaseSinceBirth(`fanout_decisions_total{`+WorkloadFilter+`}`)+`) > 0`, "{{action}} {{workload}}").Span(24))
 	return b.Build()
 }

@@ -31,6 +31,14 @@ func series(title, desc, unit, expr, legend string) *timeseries.PanelBuilder {
 		WithTarget(query(expr, legend))
 }
 
+// increaseSinceBirth is increase(sel[$__rate_interval]) that also counts a counter series born inside the window, at
+// its full value. The aggregator creates a decision series at its first decision (value 1), and increase() needs a
+// sample before the increment, so without this a workload's first trip never shows.
+func increaseSinceBirth(sel string) string {
+	born := "(" + sel + " unless " + sel + " offset $__rate_interval)"
+	return "(increase(" + sel + "[$__rate_interval]) unless " + born + ") or " + born
+}
+
 func bars(title, desc, expr, legend string) *timeseries.PanelBuilder {
 	return series(title, desc, "short", expr, legend).
 		DrawStyle(common.GraphDrawStyleBars).FillOpacity(80).

@@ -160,6 +160,81 @@ func promQuery(base, expr string) (queryResult, error) {
 	return r, nil
 }
 
+// waitScrapes waits until every one of the jobs' targets is up and has been scraped at least n times, so rate() over
+// the panels' window has points.
+func waitScrapes(t *testing.T, base string, jobs, n int) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		r, err := promQuery(base, fmt.Sprintf(`min(count_over_time(up[1m])) >= %d and count(up == 1) == %d`, n, jobs))
+		if err == nil && len(r.Data.Result) > 0 {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("targets not scraped in time: %+v %v", r, err)
+		}
+		time.Sleep(250 * time.Millisecond)
+	}
+}
+
+// presentMetrics returns the fanout metric names (and up) Prometheus holds series for.
+func presentMetrics(t *testing.T, base string) map[string]bool {
+	t.Helper()
+	present := map[string]bool{}
+	r, err := promQuery(base, `count by (__name__) ({__name__=~"fanout_.+|up"})`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, raw := range r.Data.Result {
+		var s struct {
+			Metric map[string]string `json:"metric"`
+		}
+		_ = json.Unmarshal(raw, &s)
+		present[s.Metric["__name__"]] = true
+	}
+	return present
+}
+
+// panelQuery is one panel expression of a committed dashboard, evaluated at the current time.
+type panelQuery struct {
+	key, expr string // key: file/panel title#target index; expr with Grafana variables substituted
+	results   int    // series in the instant-query result
+	err       error  // transport error or a Prometheus error (parse, evaluation)
+}
+
+// runPanelQueries evaluates every panel expression of the dashboards in json/ against the Prometheus at base, in a
+// stable order.
+func runPanelQueries(t *testing.T, base string) []panelQuery {
+	t.Helper()
+	files, _ := filepath.Glob("json/*.json")
+	if len(files) == 0 {
+		t.Fatal("no dashboards in json/")
+	}
+	var out []panelQuery
+	for _, file := range files {
+		exprs := panelExprs(t, file)
+		keys := make([]string, 0, len(exprs))
+		for k := range exprs {
+			keys = append(keys, k)
+		}
+		sort.Strings(keys)
+		for _, k := range keys {
+			q := panelQuery{key: k, expr: grafanaVars.Replace(exprs[k])}
+			r, err := promQuery(base, q.expr)
+			switch {
+			case err != nil:
+				q.err = err
+			case r.Status != "success":
+				q.err = fmt.Errorf("%s: %s", r.ErrorType, r.Error)
+			default:
+				q.results = len(r.Data.Result)
+			}
+			out = append(out, q)
+		}
+	}
+	return out
+}
+
 var metricName = regexp.MustCompile(`\b(fanout_[a-z_]+|up)\b`)
 
 // TestPanelQueriesAgainstPrometheus runs every panel expression of the committed dashboards against a real Prometheus
@@ -189,64 +264,24 @@ func TestPanelQueriesAgainstPrometheus(t *testing.T) {
 	}
 	base := startPrometheus(t, jobs)
 
-	// Wait for enough scrapes that rate() over the panels' window has two points per series.
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		r, err := promQuery(base, `min(count_over_time(up[1m])) >= 3 and count(up == 1) == `+fmt.Sprint(len(jobs)))
-		if err == nil && len(r.Data.Result) > 0 {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("targets not scraped in time: %+v %v", r, err)
-		}
-		time.Sleep(250 * time.Millisecond)
-	}
-	present := map[string]bool{}
-	if r, err := promQuery(base, `count by (__name__) ({__name__=~"fanout_.+|up"})`); err != nil {
-		t.Fatal(err)
-	} else {
-		for _, raw := range r.Data.Result {
-			var s struct {
-				Metric map[string]string `json:"metric"`
-			}
-			_ = json.Unmarshal(raw, &s)
-			present[s.Metric["__name__"]] = true
-		}
-	}
+	waitScrapes(t, base, len(jobs), 3)
+	present := presentMetrics(t, base)
 
-	files, _ := filepath.Glob("json/*.json")
-	if len(files) == 0 {
-		t.Fatal("no dashboards in json/")
-	}
 	n := 0
-	for _, file := range files {
-		exprs := panelExprs(t, file)
-		keys := make([]string, 0, len(exprs))
-		for k := range exprs {
-			keys = append(keys, k)
+	for _, q := range runPanelQueries(t, base) {
+		n++
+		if q.err != nil {
+			t.Errorf("%s: %v\n  expr: %s", q.key, q.err, q.expr)
+			continue
 		}
-		sort.Strings(keys)
-		for _, k := range keys {
-			expr := grafanaVars.Replace(exprs[k])
-			n++
-			r, err := promQuery(base, expr)
-			if err != nil {
-				t.Errorf("%s: %v", k, err)
-				continue
-			}
-			if r.Status != "success" {
-				t.Errorf("%s: %s: %s\n  expr: %s", k, r.ErrorType, r.Error, expr)
-				continue
-			}
-			// The in-process exporter serves every documented series: all panels must have data. Real binaries may
-			// not export a series yet (no trip, no block): require data only where its metrics exist.
-			want := true
-			for _, m := range metricName.FindAllString(expr, -1) {
-				want = want && (present[m] || !realTargets)
-			}
-			if want && len(r.Data.Result) == 0 {
-				t.Errorf("%s: no data although its series exist\n  expr: %s", k, expr)
-			}
+		// The in-process exporter serves every documented series: all panels must have data. Real binaries may
+		// not export a series yet (no trip, no block): require data only where its metrics exist.
+		want := true
+		for _, m := range metricName.FindAllString(q.expr, -1) {
+			want = want && (present[m] || !realTargets)
+		}
+		if want && q.results == 0 {
+			t.Errorf("%s: no data although its series exist\n  expr: %s", q.key, q.expr)
 		}
 	}
 	// The alert rules are loaded too: Prometheus must report them healthy.
