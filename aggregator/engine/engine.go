@@ -157,7 +157,7 @@ func (e *Engine) record(d killswitch.Decision) {
 
 func (e *Engine) syncFreeze() {
 	tripped := map[string]bool{}
-	for _, w := range e.sw.Tripped() {
+	for _, w := range e.sw.Blocking() {
 		tripped[w] = true
 		e.fleet.Workload(w)
 	}

@@ -166,7 +166,14 @@ func (f *Fleet) Start(sec int64) {
 }
 
 // Freeze stops learning baselines and cost for a workload (while it is blocked its traffic is not its own doing).
-func (f *Fleet) Freeze(id WorkloadID, frozen bool) { f.workloads[id].frozen = frozen }
+// Unfreezing forgets the per-pod cost learned before the block: pods that come back (often fixed) are measured afresh.
+func (f *Fleet) Freeze(id WorkloadID, frozen bool) {
+	w := f.workloads[id]
+	if w.frozen && !frozen {
+		w.costN, w.sumReq, w.sumRx, w.sumPods, w.costReq, w.costRx = 0, 0, 0, 0, 0, 0
+	}
+	w.frozen = frozen
+}
 
 // AddNode registers that node n reported for second sec with sequence seq (0 = do not check sequences).
 func (f *Fleet) AddNode(sec int64, n NodeID, seq uint64) error {

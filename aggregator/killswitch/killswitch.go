@@ -94,6 +94,19 @@ func (s *Switch) Tripped() []string {
 	return out
 }
 
+// Blocking lists the workloads in state trip: their pods are all blocked, so their traffic says nothing about their
+// cost and the fleet model must not learn from it. A releasing workload's re-admitted pods are its own again.
+func (s *Switch) Blocking() []string {
+	var out []string
+	for w, e := range s.entries {
+		if e.state == Trip {
+			out = append(out, w)
+		}
+	}
+	sort.Strings(out)
+	return out
+}
+
 func (s *Switch) activeTrips() int {
 	n := 0
 	for _, e := range s.entries {
@@ -244,6 +257,13 @@ func (s *Switch) stepOne(f *detect.Finding, r *detect.Result, suppressed bool, t
 		out = append(out, d)
 	}
 	trip := func() {
+		if why := unenforceable(w); why != "" {
+			if e.state != Alert || !strings.HasPrefix(e.reason, "cannot enforce") {
+				emit(ActionAlert, Alert, "cannot enforce ("+why+"), not tripping: "+reason, ev)
+			}
+			e.quietFor = 0
+			return
+		}
 		if s.protected[w] {
 			if e.state != Alert || !strings.HasPrefix(e.reason, "protected") {
 				emit(ActionAlert, Alert, "protected workload, not tripping: "+reason, ev)
@@ -341,6 +361,8 @@ func (s *Switch) release(e *entry, w string, sec int64, why string, out *[]Decis
 	}
 	d.Evidence.Rule = "release"
 	e.state, e.since, e.reason = Releasing, sec, d.Reason
+	// Evidence gathered while blocked does not carry over: a re-trip needs the returning pods to show it again.
+	e.surgeFor, e.projFor = 0, 0
 	s.version++
 	*out = append(*out, d)
 }
@@ -443,4 +465,17 @@ func bytesStr(b float64) string {
 		return fmt.Sprintf("%.1f KiB", b/(1<<10))
 	}
 	return fmt.Sprintf("%.0f B", b)
+}
+
+// unenforceable says why a workload cannot be blocked by name on the nodes, or "" when it can: agents block pods by
+// their owner workload, so traffic they could not attribute (Unknown//cgroup-N, seen e.g. for a pod whose owner is
+// not resolved yet) or host processes (SystemdUnit//unit) can only be alerted on.
+func unenforceable(workload string) string {
+	switch {
+	case strings.HasPrefix(workload, "Unknown/"):
+		return "traffic not attributed to a workload"
+	case strings.HasPrefix(workload, "SystemdUnit/"):
+		return "host process, not a pod"
+	}
+	return ""
 }

@@ -164,3 +164,65 @@ func TestManualTripAndRelease(t *testing.T) {
 		t.Fatal("manual trip of a protected workload accepted")
 	}
 }
+
+// Traffic the agents could not attribute to a workload, or host processes, cannot be blocked by workload name:
+// such surges alert, never trip.
+func TestUnattributedTrafficAlertsButNeverTrips(t *testing.T) {
+	s := New(cfg())
+	refused := map[string]bool{}
+	for sec := int64(100); sec < 110; sec++ {
+		for _, d := range s.Step(surging(sec, "Unknown//cgroup-1234", "SystemdUnit//kubelet.service")) {
+			if d.Action != ActionAlert {
+				t.Fatalf("%s %s: unattributed traffic must only alert (%s)", d.Action, d.Workload, d.Reason)
+			}
+			if strings.Contains(d.Reason, "cannot enforce") {
+				refused[d.Workload] = true
+			}
+		}
+	}
+	if !refused["Unknown//cgroup-1234"] || !refused["SystemdUnit//kubelet.service"] {
+		t.Fatalf("want a 'cannot enforce' alert for both, got %v", refused)
+	}
+	if len(s.Directives()) != 0 {
+		t.Fatalf("directives for unattributed traffic: %+v", s.Directives())
+	}
+}
+
+// Evidence gathered while a workload was blocked must not re-trip it the moment it is released: the returning pods
+// have to show the surge again for the full sustain time. A releasing workload is no longer frozen in the model.
+func TestReleaseStartsEvidenceAfresh(t *testing.T) {
+	s := New(cfg())
+	sec := int64(100)
+	for ; sec < 103; sec++ {
+		s.Step(surging(sec, "DaemonSet/a/x"))
+	}
+	if b := s.Blocking(); len(b) != 1 || b[0] != "DaemonSet/a/x" {
+		t.Fatalf("tripped workload not blocking: %v", b)
+	}
+	// The surge-caused trip releases itself after the minimum hold, even though the (blocked) workload still looks
+	// surging to the model.
+	for ; sec < 130; sec++ {
+		s.Step(surging(sec, "DaemonSet/a/x"))
+		if st, _, _ := s.StateOf("DaemonSet/a/x"); st == Releasing {
+			break
+		}
+	}
+	if st, _, _ := s.StateOf("DaemonSet/a/x"); st != Releasing {
+		t.Fatalf("want releasing after the hold, got %s", st)
+	}
+	if b := s.Blocking(); len(b) != 0 {
+		t.Fatalf("a releasing workload must not be frozen: blocking %v", b)
+	}
+	// Two more surging seconds are not enough to re-trip (sustain is 3 s) ...
+	for i := 0; i < 2; i++ {
+		sec++
+		if a := actions(s.Step(surging(sec, "DaemonSet/a/x"))); strings.Contains(a, "trip") {
+			t.Fatalf("re-tripped %d s after the release on evidence from before it: %s", i+1, a)
+		}
+	}
+	// ... but a surge that persists for the sustain time does.
+	sec++
+	if a := actions(s.Step(surging(sec, "DaemonSet/a/x"))); !strings.Contains(a, "trip:DaemonSet/a/x") {
+		t.Fatalf("a surge that persists after the release must re-trip, got %q", a)
+	}
+}
