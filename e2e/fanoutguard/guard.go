@@ -29,6 +29,9 @@ type Config struct {
 	AgentBin, AggregatorBin string
 	// DryRun starts the aggregator with --killswitch.dry-run: it decides and audits but blocks nothing.
 	DryRun bool
+	// FanoutctlBin is the operator CLI: with it, Release runs `fanoutctl release` against the aggregator with an
+	// admin token (the aggregator gets --auth.admin-token-file). Empty: Release is refused.
+	FanoutctlBin string
 	// NoAggregator runs agents only (counting and metrics), e.g. to check attribution.
 	NoAggregator bool
 	// AggregatorArgs are extra aggregator flags (detector thresholds for a small fleet, ramp lengths).
@@ -51,6 +54,7 @@ type Guard struct {
 	aggregator     *proc
 	aggregatorAddr string
 	auditPath      string
+	adminTokenFile string
 	agents         []*agentProc
 
 	mu     sync.Mutex
@@ -66,7 +70,10 @@ type agentProc struct {
 	active                   map[string]bool // workloads with blocks_active > 0, as last polled
 }
 
-var _ incident.Guard = (*Guard)(nil)
+var (
+	_ incident.Guard    = (*Guard)(nil)
+	_ incident.Releaser = (*Guard)(nil)
+)
 
 // New returns a guard; nothing runs until Start.
 func New(cfg Config) *Guard {
@@ -161,6 +168,13 @@ func (g *Guard) startAggregator(ctx context.Context, dir, tokenLines string) err
 	args := []string{
 		"--listen=" + g.aggregatorAddr, fmt.Sprintf("--metrics.listen=127.0.0.1:%d", metricsPort),
 		"--auth.agent-token-file=" + tokenFile, "--audit.file=" + g.auditPath, "--replica=e2e",
+	}
+	if g.cfg.FanoutctlBin != "" {
+		g.adminTokenFile = filepath.Join(dir, "admin-tokens")
+		if err := os.WriteFile(g.adminTokenFile, []byte(randomToken()+"\n"), 0o600); err != nil {
+			return fmt.Errorf("write admin token file: %w", err)
+		}
+		args = append(args, "--auth.admin-token-file="+g.adminTokenFile)
 	}
 	if g.cfg.DryRun {
 		args = append(args, "--killswitch.dry-run")
@@ -288,6 +302,24 @@ func (g *Guard) Scrape(ctx context.Context, node string) (string, error) {
 		return string(b), err
 	}
 	return "", fmt.Errorf("no agent for node %s", node)
+}
+
+// Release is the operator's manual release: `fanoutctl release --aggregator=<grpc> --token-file=<admin token>
+// --reason=<reason> <workload>`, the CLI's output returned. The ramp is the aggregator's (--killswitch.ramp-*): the
+// directive carries it to every agent.
+func (g *Guard) Release(ctx context.Context, workload, reason string) (string, error) {
+	if g.cfg.FanoutctlBin == "" || g.aggregatorAddr == "" {
+		return "", errors.New("release: no fanoutctl or no aggregator")
+	}
+	ctx, cancel := context.WithTimeout(ctx, 20*time.Second)
+	defer cancel()
+	out, err := exec.CommandContext(ctx, g.cfg.FanoutctlBin, "release", "--aggregator="+g.aggregatorAddr,
+		"--token-file="+g.adminTokenFile, "--reason="+reason, workload).CombinedOutput()
+	text := strings.TrimSpace(string(out))
+	if err != nil {
+		return text, fmt.Errorf("fanoutctl release %s: %w: %s", workload, err, text)
+	}
+	return text, nil
 }
 
 func (g *Guard) add(e incident.Event) {

@@ -29,6 +29,18 @@ func Build(ctx context.Context, dir string) (agentBin, aggregatorBin string, err
 	return agentBin, aggregatorBin, nil
 }
 
+// BuildFanoutctl builds fanoutctl into dir: the operator's CLI the guard releases workloads with.
+func BuildFanoutctl(ctx context.Context, dir string) (string, error) {
+	out := filepath.Join(dir, "fanoutctl")
+	cmd := exec.CommandContext(ctx, "go", "build", "-o", out, "github.com/fanoutdev/fanout/cmd/fanoutctl")
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	if err := cmd.Run(); err != nil {
+		return "", fmt.Errorf("build fanoutctl: %w: %s", err, stderr.String())
+	}
+	return out, nil
+}
+
 // proc is a started child process, logging to a file, in its own process group.
 type proc struct {
 	name string

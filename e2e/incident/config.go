@@ -33,6 +33,15 @@ type Config struct {
 	// Recovery: the telemetry pods stay (a real DaemonSet is not rolled back in seconds); the run goes on this long
 	// after Incident so a guard's release and any recovery herd are visible.
 	Recovery time.Duration
+	// Rollback: at IncidentEnd the operator rolls the telemetry DaemonSet back to a cheap config: on each node the
+	// heavy pod is stopped and deleted (object and cgroup) and a new pod doing light GETs (LightRate/s) replaces it.
+	// New pods of a blocked workload are blocked by fanout until the workload is released.
+	Rollback bool
+	// LightRate is each rolled-back telemetry pod's GETs per second (default 5).
+	LightRate float64
+	// ReleaseAfter: this long after the rollback the operator releases the telemetry workload by hand through the
+	// guard, when the guard is a Releaser and has tripped the workload. 0: no manual release.
+	ReleaseAfter time.Duration
 	// ProbeInterval between the unrelated client's GETs.
 	ProbeInterval time.Duration
 	// Guard protects the API server; nil replays the incident unprotected.
@@ -65,6 +74,9 @@ func (c *Config) Defaults() {
 	if c.TelemetryWorkers == 0 {
 		c.TelemetryWorkers = 8
 	}
+	if c.LightRate == 0 {
+		c.LightRate = 5
+	}
 	def(&c.Baseline, 20*time.Second)
 	def(&c.Incident, 40*time.Second) // Rollout and Recovery may be 0: they keep what the caller set
 	def(&c.ProbeInterval, 100*time.Millisecond)
@@ -84,6 +96,10 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("telemetry workers %d out of range [1, 64]", c.TelemetryWorkers)
 	case c.SystemRate <= 0 || c.SystemRate > 100:
 		return fmt.Errorf("system rate %g out of range (0, 100]", c.SystemRate)
+	case c.LightRate <= 0 || c.LightRate > 100:
+		return fmt.Errorf("light rate %g out of range (0, 100]", c.LightRate)
+	case c.ReleaseAfter < 0 || c.ReleaseAfter > 0 && (!c.Rollback || c.ReleaseAfter >= c.Recovery):
+		return errors.New("release-after needs a rollback and must fall inside the recovery window")
 	case c.ResourceVersion != "" && c.ResourceVersion != "0":
 		return errors.New(`resource version must be "" or "0"`)
 	case c.Baseline < time.Second || c.Rollout < 0 || c.Incident < time.Second || c.Recovery < 0:
@@ -103,6 +119,12 @@ type Guard interface {
 	Events() []Event
 	// Close stops everything Start started (by PID) and is called once, after the pods are stopped.
 	Close() error
+}
+
+// Releaser is a Guard through which the operator releases a tripped workload by hand (fanoutctl release). The
+// release ramp is the guard's own configuration. It returns what the CLI printed.
+type Releaser interface {
+	Release(ctx context.Context, workload, reason string) (string, error)
 }
 
 // Env is what a Guard gets to work with.

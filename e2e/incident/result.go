@@ -25,6 +25,10 @@ type Result struct {
 	Recorder                       *fleet.Recorder
 	Probe                          []latency.Sample
 	Events                         []Event
+	// RolledBack is when the telemetry DaemonSet was rolled back to light GETs (zero: no rollback); ReleaseAsked when
+	// the operator ran the manual release (zero: none) and ReleaseOutput what it printed.
+	RolledBack, ReleaseAsked time.Time
+	ReleaseOutput            string
 	// AgentRequests is each node's agent's requests to the API server over the whole run (from the audit log).
 	AgentRequests map[string]int
 }
@@ -38,13 +42,24 @@ type Phase struct {
 	Rate, Denied map[string]float64
 }
 
-// Phases are baseline [Start, Onset), incident [Onset, IncidentEnd), recovery [IncidentEnd, End).
+// Phases are baseline [Start, Onset), incident [Onset, IncidentEnd), then recovery [IncidentEnd, End); when the
+// telemetry workload was released after IncidentEnd and re-admitted on some node, recovery is split into held (still
+// blocked) [IncidentEnd, release), release (the ramp) [release, last re-admission + 1s) and after [.., End).
 func (r *Result) Phases() []Phase {
 	var out []Phase
-	for _, w := range []struct {
+	type window struct {
 		name     string
 		from, to time.Time
-	}{{"baseline", r.Start, r.Onset}, {"incident", r.Onset, r.IncidentEnd}, {"recovery", r.IncidentEnd, r.End}} {
+	}
+	windows := []window{{"baseline", r.Start, r.Onset}, {"incident", r.Onset, r.IncidentEnd}, {"recovery", r.IncidentEnd, r.End}}
+	if rel, ok := r.Release(); ok && len(rel.Readmitted) > 0 && rel.At.After(r.IncidentEnd) {
+		end := rel.Readmitted[len(rel.Readmitted)-1].At.Add(time.Second)
+		if end.After(r.End) {
+			end = r.End
+		}
+		windows = append(windows[:2], window{"held", r.IncidentEnd, rel.At}, window{"release", rel.At, end}, window{"after", end, r.End})
+	}
+	for _, w := range windows {
 		if !w.to.After(w.from) {
 			continue
 		}
@@ -114,6 +129,53 @@ func (r *Result) EnforcedEverywhere() (time.Duration, bool) {
 	return last.Sub(trip.At), true
 }
 
+// Release is the telemetry workload's release after its trip, as fanout reported it.
+type Release struct {
+	// At is the release decision (the aggregator's audit record); Detail its reason.
+	At     time.Time
+	Detail string
+	// Readmitted is each node's re-admission (its agent's fanout_agent_blocks_active for the workload fell to 0),
+	// first per node, in time order.
+	Readmitted []Event
+	// Steps counts distinct re-admission moments (re-admissions more than StepGap apart); Span is first -> last.
+	Steps int
+	Span  time.Duration
+}
+
+// StepGap separates two re-admission steps (the guard polls agents every 100 ms).
+const StepGap = 300 * time.Millisecond
+
+// Release returns the first release of the telemetry workload after its trip, with each node's re-admission.
+func (r *Result) Release() (Release, bool) {
+	trip, ok := r.FirstEvent("trip", r.TelemetryID, r.Onset)
+	if !ok {
+		return Release{}, false
+	}
+	ev, ok := r.FirstEvent("release", r.TelemetryID, trip.At)
+	if !ok {
+		return Release{}, false
+	}
+	rel := Release{At: ev.At, Detail: ev.Detail}
+	seen := map[string]bool{}
+	for _, e := range r.Events {
+		// Agents report re-admission by polling; the audit record may be stamped a little after the directive.
+		if e.Kind == "released" && e.Workload == r.TelemetryID && !e.At.Before(ev.At.Add(-time.Second)) && !seen[e.Node] {
+			seen[e.Node] = true
+			rel.Readmitted = append(rel.Readmitted, e)
+		}
+	}
+	sort.SliceStable(rel.Readmitted, func(i, j int) bool { return rel.Readmitted[i].At.Before(rel.Readmitted[j].At) })
+	for i, e := range rel.Readmitted {
+		if i == 0 || e.At.Sub(rel.Readmitted[i-1].At) > StepGap {
+			rel.Steps++
+		}
+	}
+	if n := len(rel.Readmitted); n > 0 {
+		rel.Span = rel.Readmitted[n-1].At.Sub(rel.Readmitted[0].At)
+	}
+	return rel, true
+}
+
 // EnforcedWindow is when the block held everywhere: from enforcement on the last node plus settle, to the
 // telemetry workload's release (or the end of the run).
 func (r *Result) EnforcedWindow(settle time.Duration) (from, to time.Time, ok bool) {
@@ -178,6 +240,26 @@ func (r *Result) WriteSummary(w io.Writer) {
 			fmt.Fprintf(w, "trip -> enforced on all nodes:  NOT ON EVERY NODE\n")
 		}
 		fmt.Fprintf(w, "system workloads acted on:      %d\n", len(r.Touched()))
+		if !r.RolledBack.IsZero() {
+			fmt.Fprintf(w, "rollback to light GETs:         t=%.0fs\n", r.RolledBack.Sub(r.Start).Seconds())
+		}
+		if !r.ReleaseAsked.IsZero() {
+			fmt.Fprintf(w, "operator release (fanoutctl):   t=%.0fs: %s\n", r.ReleaseAsked.Sub(r.Start).Seconds(), r.ReleaseOutput)
+		}
+		if rel, ok := r.Release(); ok {
+			fmt.Fprintf(w, "release decision:               t=%.1fs (%s)\n", rel.At.Sub(r.Start).Seconds(), rel.Detail)
+			if len(rel.Readmitted) > 0 {
+				var parts []string
+				for _, e := range rel.Readmitted {
+					parts = append(parts, fmt.Sprintf("%s +%.1fs", e.Node, e.At.Sub(rel.At).Seconds()))
+				}
+				fmt.Fprintf(w, "re-admitted:                    %d of %d nodes in %d steps over %s (%s)\n", len(rel.Readmitted), r.Nodes,
+					rel.Steps, rel.Span.Round(100*time.Millisecond), strings.Join(parts, ", "))
+			}
+			if again, ok := r.FirstEvent("trip", r.TelemetryID, rel.At); ok {
+				fmt.Fprintf(w, "RE-TRIPPED after the release:   t=%.1fs (%s)\n", again.At.Sub(r.Start).Seconds(), again.Detail)
+			}
+		}
 	}
 	if r.Guarded && len(r.AgentRequests) > 0 {
 		var sum, mx int
@@ -220,6 +302,21 @@ func (r *Result) Report(title string) report.Report {
 		}
 		rep.Summary = append(rep.Summary, report.Row{Label: "trip → enforced on every node", Value: v},
 			report.Row{Label: "system workloads acted on", Value: fmt.Sprint(len(r.Touched()))})
+		if !r.RolledBack.IsZero() {
+			rep.Summary = append(rep.Summary, report.Row{Label: "telemetry rolled back to light GETs", Value: fmt.Sprintf("t=%.0fs", rel(r.RolledBack))})
+		}
+		if !r.ReleaseAsked.IsZero() {
+			rep.Summary = append(rep.Summary, report.Row{Label: "operator release (fanoutctl release)", Value: fmt.Sprintf("t=%.0fs: %s", rel(r.ReleaseAsked), r.ReleaseOutput)})
+		}
+		if rl, ok := r.Release(); ok && len(rl.Readmitted) > 0 {
+			rep.Summary = append(rep.Summary, report.Row{Label: "release ramp", Value: fmt.Sprintf("%d of %d nodes re-admitted in %d steps over %s",
+				len(rl.Readmitted), r.Nodes, rl.Steps, rl.Span.Round(100*time.Millisecond))})
+		}
+		if rl, ok := r.Release(); ok {
+			if again, ok := r.FirstEvent("trip", r.TelemetryID, rl.At); ok {
+				rep.Summary = append(rep.Summary, report.Row{Label: "RE-TRIPPED after the release", Value: fmt.Sprintf("t=%.1fs: %s", rel(again.At), again.Detail)})
+			}
+		}
 	}
 	if r.Guarded && len(r.AgentRequests) > 0 {
 		nodes := make([]string, 0, len(r.AgentRequests))
@@ -252,6 +349,18 @@ func (r *Result) Report(title string) report.Report {
 	if d, ok := r.EnforcedEverywhere(); ok {
 		trip, _ := r.FirstEvent("trip", r.TelemetryID, r.Onset)
 		marks = append(marks, report.Mark{X: rel(trip.At.Add(d)), Label: "enforced on every node", Kind: "enforced"})
+	}
+	if !r.RolledBack.IsZero() {
+		marks = append(marks, report.Mark{X: rel(r.RolledBack), Label: "rollback to light GETs", Kind: "info"})
+	}
+	if rl, ok := r.Release(); ok {
+		for i, e := range rl.Readmitted {
+			label := "" // a line per node; labels on the first and last only, so a large fleet stays readable
+			if i == 0 || i == len(rl.Readmitted)-1 {
+				label = fmt.Sprintf("re-admitted %d/%d", i+1, r.Nodes)
+			}
+			marks = append(marks, report.Mark{X: rel(e.At), Label: label, Kind: "release"})
+		}
 	}
 
 	rates := report.Chart{Title: "API calls per second by workload (fleet-wide, as the pods counted them)", YLabel: "calls/s", Marks: marks,

@@ -85,3 +85,78 @@ func TestResultPhasesAndReport(t *testing.T) {
 		t.Fatalf("%d series", n)
 	}
 }
+
+func TestResultRelease(t *testing.T) {
+	t0 := time.Unix(3000, 0)
+	at := func(ms int) time.Time { return t0.Add(time.Duration(ms) * time.Millisecond) }
+	r := &Result{
+		Nodes: 4, Guarded: true, System: []string{KubeProxy, NodeAgent}, TelemetryID: Telemetry, Recorder: fleet.NewRecorder(),
+		Start: t0, Onset: at(10000), IncidentEnd: at(30000), End: at(60000),
+		Events: []Event{
+			{At: at(15000), Kind: "trip", Workload: Telemetry},
+			{At: at(15100), Kind: "enforced", Workload: Telemetry, Node: "node-1"},
+			// The rollback deletes the old pods: a node may show 0 blocked for a poll before the new pod is blocked.
+			{At: at(30100), Kind: "released", Workload: Telemetry, Node: "node-1"},
+			{At: at(30200), Kind: "enforced", Workload: Telemetry, Node: "node-1"},
+			{At: at(35000), Kind: "release", Workload: Telemetry, Detail: "manual: rolled back"},
+			{At: at(36000), Kind: "released", Workload: Telemetry, Node: "node-2"},
+			{At: at(36100), Kind: "released", Workload: Telemetry, Node: "node-3"}, // same step as node-2
+			{At: at(41000), Kind: "released", Workload: Telemetry, Node: "node-1"},
+			{At: at(47000), Kind: "released", Workload: Telemetry, Node: "node-4"},
+			{At: at(48000), Kind: "released", Workload: Telemetry, Node: "node-4"}, // repeat: first counts
+		},
+	}
+	rel, ok := r.Release()
+	if !ok {
+		t.Fatal("no release")
+	}
+	if !rel.At.Equal(at(35000)) || rel.Detail != "manual: rolled back" {
+		t.Fatalf("release %+v", rel)
+	}
+	var nodes []string
+	for _, e := range rel.Readmitted {
+		nodes = append(nodes, e.Node)
+	}
+	if got := strings.Join(nodes, ","); got != "node-2,node-3,node-1,node-4" {
+		t.Fatalf("re-admitted %s", got)
+	}
+	if rel.Steps != 3 || rel.Span != 11*time.Second {
+		t.Fatalf("steps %d span %s, want 3 over 11s", rel.Steps, rel.Span)
+	}
+	var names []string
+	for _, p := range r.Phases() {
+		names = append(names, p.Name)
+	}
+	if got := strings.Join(names, ","); got != "baseline,incident,held,release,after" {
+		t.Fatalf("phases %s", got)
+	}
+	if p := r.Phases()[3]; !p.From.Equal(at(35000)) || !p.To.Equal(at(48000)) {
+		t.Fatalf("release phase %s..%s", p.From, p.To)
+	}
+	rep := r.Report("release")
+	var ramp string
+	for _, row := range rep.Summary {
+		if row.Label == "release ramp" {
+			ramp = row.Value
+		}
+	}
+	if ramp != "4 of 4 nodes re-admitted in 3 steps over 11s" {
+		t.Fatalf("release ramp row %q", ramp)
+	}
+	var readmitMarks int
+	for _, m := range rep.Charts[0].Marks {
+		if m.Kind == "release" {
+			readmitMarks++
+		}
+	}
+	if readmitMarks != 5 { // the release decision and 4 re-admissions
+		t.Fatalf("%d release marks, want 5", readmitMarks)
+	}
+	r.Events = r.Events[:4] // no release: one recovery phase
+	if _, ok := r.Release(); ok {
+		t.Fatal("release without a release event")
+	}
+	if n := len(r.Phases()); n != 3 {
+		t.Fatalf("%d phases without a release, want 3", n)
+	}
+}

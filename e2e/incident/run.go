@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"sort"
@@ -188,6 +189,8 @@ func Run(ctx context.Context, cfg Config) (res *Result, err error) {
 
 	ticker := newAccount(cfg, res, probe)
 	var rolled int
+	heavy := make([]*fleet.Pod, 0, cfg.Nodes)
+	rolledBack, releaseAsked := false, false
 	step := time.Duration(0)
 	if cfg.Nodes > 1 {
 		step = cfg.Rollout / time.Duration(cfg.Nodes-1)
@@ -199,13 +202,38 @@ func Run(ctx context.Context, cfg Config) (res *Result, err error) {
 			if rolled == 0 {
 				live(cfg, "ONSET: rolling out %s to every node (%d cluster-wide LIST loops per pod, rv=%q)", Telemetry, cfg.TelemetryWorkers, cfg.ResourceVersion)
 			}
-			if _, err := fl.StartPod(ctx, wl.telemetry, fl.Nodes[rolled], fleet.PodSpec{Kubeconfig: telKC, Args: []string{
+			p, err := fl.StartPod(ctx, wl.telemetry, fl.Nodes[rolled], fleet.PodSpec{Kubeconfig: telKC, Args: []string{
 				"--mode=list", "--resource=pods", "--decode=false", fmt.Sprintf("--concurrency=%d", cfg.TelemetryWorkers),
 				"--resource-version=" + cfg.ResourceVersion, "--timeout=30s", podDuration,
-			}}); err != nil {
+			}})
+			if err != nil {
 				return nil, err
 			}
+			heavy = append(heavy, p)
 			rolled++
+		}
+		if cfg.Rollback && !rolledBack && !now.Before(res.IncidentEnd) {
+			rolledBack = true
+			res.RolledBack = now
+			live(cfg, "ROLLBACK: %s rolled back to a cheap config (each node's pod replaced by one doing %g light GETs/s)", Telemetry, cfg.LightRate)
+			if err := rollback(ctx, admin, fl, wl.telemetry, heavy, fleet.PodSpec{Kubeconfig: telKC, Args: []string{
+				"--mode=get", "--resource=configmaps", "--namespace=" + monitoring, "--name=telemetry-agent",
+				fmt.Sprintf("--rate=%g", cfg.LightRate), podDuration,
+			}}, log); err != nil {
+				return nil, err
+			}
+		}
+		if rolledBack && cfg.ReleaseAfter > 0 && !releaseAsked && !now.Before(res.RolledBack.Add(cfg.ReleaseAfter)) {
+			releaseAsked = true
+			if r, ok := cfg.Guard.(Releaser); ok && hasTrip(cfg.Guard.Events(), Telemetry) {
+				res.ReleaseAsked = time.Now()
+				out, err := r.Release(ctx, Telemetry, "rolled back to light GETs")
+				res.ReleaseOutput = out
+				if err != nil {
+					res.ReleaseOutput = err.Error()
+				}
+				live(cfg, "operator: fanoutctl release %s -> %s", Telemetry, res.ReleaseOutput)
+			}
 		}
 		ticker.maybePrint(now)
 		select {
@@ -243,7 +271,7 @@ func setup(ctx context.Context, admin kubernetes.Interface, cfg Config, agentUse
 			return err
 		}
 	}
-	for _, cm := range []struct{ ns, name string }{{systemNS, "kube-proxy"}, {systemNS, "node-problem-detector"}, {probeNS, probeCM}} {
+	for _, cm := range []struct{ ns, name string }{{systemNS, "kube-proxy"}, {systemNS, "node-problem-detector"}, {probeNS, probeCM}, {monitoring, "telemetry-agent"}} {
 		if _, err := admin.CoreV1().ConfigMaps(cm.ns).Create(ctx, &corev1.ConfigMap{
 			ObjectMeta: metav1.ObjectMeta{Name: cm.name, Namespace: cm.ns},
 			Data:       map[string]string{"config": "small"},
@@ -265,6 +293,50 @@ func setup(ctx context.Context, admin kubernetes.Interface, cfg Config, agentUse
 		return err
 	}
 	return fleet.Seed(ctx, admin, fleet.SeedConfig{Namespace: seedNS, Pods: cfg.SeedPods})
+}
+
+// rollback replaces each heavy pod, node by node in parallel, as a DaemonSet rollout would: the old pod's process is
+// stopped, its object deleted and its cgroup removed, and a new pod of the same workload starts with spec.
+func rollback(ctx context.Context, admin kubernetes.Interface, fl *fleet.Fleet, w *fleet.Workload, heavy []*fleet.Pod, spec fleet.PodSpec, log *slog.Logger) error {
+	var wg sync.WaitGroup
+	errs := make([]error, len(heavy))
+	for i, p := range heavy {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := p.Stop(2 * time.Second); err != nil {
+				errs[i] = err
+				return
+			}
+			zero := int64(0)
+			if err := admin.CoreV1().Pods(p.Object.Namespace).Delete(ctx, p.Object.Name, metav1.DeleteOptions{GracePeriodSeconds: &zero}); err != nil {
+				errs[i] = fmt.Errorf("delete pod %s: %w", p.Object.Name, err)
+				return
+			}
+			for _, dir := range []string{p.ContainerDir, p.PodDir} {
+				if err := os.Remove(dir); err != nil && !errors.Is(err, os.ErrNotExist) {
+					log.Warn("remove old pod cgroup", "dir", dir, "err", err) // the fleet removes its whole tree at the end
+				}
+			}
+			if _, err := fl.StartPod(ctx, w, p.Node, spec); err != nil {
+				errs[i] = err
+			}
+		}()
+	}
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		return fmt.Errorf("rollback: %w", err)
+	}
+	return nil
+}
+
+func hasTrip(evs []Event, workload string) bool {
+	for _, e := range evs {
+		if e.Kind == "trip" && e.Workload == workload {
+			return true
+		}
+	}
+	return false
 }
 
 type workloads struct{ kubeProxy, npd, telemetry *fleet.Workload }

@@ -1,7 +1,9 @@
 // Command fanout-demo is `make demo`: on this machine, a real kube-apiserver and a simulated fleet (real cgroups, real
 // client-go pods, one real fanout-agent per node, one fanout-aggregator) replay the incident twice, first with fanout
 // in dry-run (it decides and audits but blocks nothing: the incident hurts) and then armed (the telemetry DaemonSet is
-// cut off on every node and later released with a ramp). It prints a live account and a final summary, and writes a
+// cut off on every node). In both runs the operator then rolls the DaemonSet back to a cheap config (its pods replaced
+// by light-GET ones, which fanout keeps blocked while the trip holds) and releases it by hand with `fanoutctl release`:
+// the agents re-admit the pods in steps (per-node jitter of the aggregator's ramp), with no recovery herd. It prints a live account and a final summary, and writes a
 // self-contained HTML report with the plots of both runs.
 package main
 
@@ -26,7 +28,8 @@ import (
 // defaultAggregatorArgs suit a 4-node fleet on a 2-core API server shared with the fleet's own processes (measured:
 // ~25 cluster-wide LISTs/s of 2000 pods already push an unrelated GET's p50 from 2 ms to 200+ ms).
 const defaultAggregatorArgs = "--apiserver.capacity-requests-per-s=400 --apiserver.capacity-rx-bytes-per-s=1.2e8 " +
-	"--fleet.warmup=5s --killswitch.overload-sustain=5s --killswitch.min-hold=20s --killswitch.ramp-duration=20s --killswitch.ramp-jitter=2s " +
+	"--fleet.warmup=5s --killswitch.overload-sustain=5s --killswitch.min-hold=60s " +
+	"--killswitch.ramp-duration=20s --killswitch.ramp-steps=4 --killswitch.ramp-jitter=20s " +
 	"--killswitch.protected=DaemonSet/kube-system/kube-proxy,DaemonSet/kube-system/node-problem-detector"
 
 func main() {
@@ -37,7 +40,10 @@ func main() {
 	flag.DurationVar(&cfg.Baseline, "baseline", 20*time.Second, "healthy period before the telemetry rollout")
 	flag.DurationVar(&cfg.Rollout, "rollout", 5*time.Second, "telemetry rollout spread")
 	flag.DurationVar(&cfg.Incident, "incident", 40*time.Second, "incident window after the rollout")
-	flag.DurationVar(&cfg.Recovery, "recovery", 40*time.Second, "time after the incident window (release ramp, herd check)")
+	flag.DurationVar(&cfg.Recovery, "recovery", 40*time.Second, "time after the incident window (rollback, release ramp, herd check)")
+	flag.BoolVar(&cfg.Rollback, "rollback", true, "roll the telemetry DaemonSet back to light GETs at the end of the incident window")
+	flag.Float64Var(&cfg.LightRate, "light-rate", 5, "GETs/s of each rolled-back telemetry pod")
+	flag.DurationVar(&cfg.ReleaseAfter, "release-after", 5*time.Second, "operator's fanoutctl release this long after the rollback (0: none)")
 	aggArgs := flag.String("aggregator-args", defaultAggregatorArgs, "extra fanout-aggregator flags")
 	agentAgg := flag.String("agent-aggregator-args", "--aggregator.address={addr} --aggregator.token-file={token}",
 		"fanout-agent flags that connect it to the aggregator ({addr}, {token} and {node} are substituted)")
@@ -68,6 +74,10 @@ func run(ctx context.Context, cfg incident.Config, aggArgs, agentAgg, out, workD
 	if err != nil {
 		return err
 	}
+	ctlBin, err := fanoutguard.BuildFanoutctl(ctx, tmp)
+	if err != nil {
+		return err
+	}
 	cfg.Live, cfg.Logger = os.Stdout, logger
 	var runs []incident.Labeled
 	modes := []struct {
@@ -85,7 +95,7 @@ func run(ctx context.Context, cfg incident.Config, aggArgs, agentAgg, out, workD
 			c.WorkDir = filepath.Join(workDir, m.label)
 		}
 		c.Guard = fanoutguard.New(fanoutguard.Config{
-			AgentBin: agentBin, AggregatorBin: aggBin, DryRun: m.dry, AggregatorArgs: strings.Fields(aggArgs),
+			AgentBin: agentBin, AggregatorBin: aggBin, FanoutctlBin: ctlBin, DryRun: m.dry, AggregatorArgs: strings.Fields(aggArgs),
 			AgentArgs: func(node, addr, token string) []string {
 				r := strings.NewReplacer("{addr}", addr, "{token}", token, "{node}", node)
 				return strings.Fields(r.Replace(agentAgg))
