@@ -191,6 +191,7 @@ func Run(ctx context.Context, cfg Config) (res *Result, err error) {
 	var rolled int
 	heavy := make([]*fleet.Pod, 0, cfg.Nodes)
 	rolledBack, releaseAsked := false, false
+	var rollbackDone time.Time
 	step := time.Duration(0)
 	if cfg.Nodes > 1 {
 		step = cfg.Rollout / time.Duration(cfg.Nodes-1)
@@ -222,8 +223,13 @@ func Run(ctx context.Context, cfg Config) (res *Result, err error) {
 			}}, log); err != nil {
 				return nil, err
 			}
+			rollbackDone = time.Now()
 		}
-		if rolledBack && cfg.ReleaseAfter > 0 && !releaseAsked && !now.Before(res.RolledBack.Add(cfg.ReleaseAfter)) {
+		// The operator releases once the rolled-back pods are up and held on every node (a release that reaches a
+		// node before its new pod is blocked lets that pod in at once: correct, but no ramp to show), or after
+		// releaseWaitLimit regardless.
+		if rolledBack && cfg.ReleaseAfter > 0 && !releaseAsked && !now.Before(rollbackDone.Add(cfg.ReleaseAfter)) &&
+			(heldOnEveryNode(cfg.Guard.Events(), Telemetry, fl, rollbackDone) || now.After(rollbackDone.Add(releaseWaitLimit))) {
 			releaseAsked = true
 			if r, ok := cfg.Guard.(Releaser); ok && hasTrip(cfg.Guard.Events(), Telemetry) {
 				res.ReleaseAsked = time.Now()
@@ -328,6 +334,27 @@ func rollback(ctx context.Context, admin kubernetes.Interface, fl *fleet.Fleet, 
 		return fmt.Errorf("rollback: %w", err)
 	}
 	return nil
+}
+
+// releaseWaitLimit bounds how long the operator waits for the rolled-back pods to be held on every node.
+const releaseWaitLimit = 20 * time.Second
+
+// heldOnEveryNode reports whether, on every node, the workload's latest enforcement event is a block applied after
+// since.
+func heldOnEveryNode(evs []Event, workload string, fl *fleet.Fleet, since time.Time) bool {
+	last := map[string]Event{}
+	for _, e := range evs {
+		if e.Workload == workload && (e.Kind == "enforced" || e.Kind == "released") {
+			last[e.Node] = e
+		}
+	}
+	for _, n := range fl.Nodes {
+		e, ok := last[n.Name]
+		if !ok || e.Kind != "enforced" || e.At.Before(since) {
+			return false
+		}
+	}
+	return true
 }
 
 func hasTrip(evs []Event, workload string) bool {
