@@ -229,7 +229,7 @@ func Run(ctx context.Context, cfg Config) (res *Result, err error) {
 		// node before its new pod is blocked lets that pod in at once: correct, but no ramp to show), or after
 		// releaseWaitLimit regardless.
 		if rolledBack && cfg.ReleaseAfter > 0 && !releaseAsked && !now.Before(rollbackDone.Add(cfg.ReleaseAfter)) &&
-			(heldOnEveryNode(cfg.Guard.Events(), Telemetry, fl, rollbackDone) || now.After(rollbackDone.Add(releaseWaitLimit))) {
+			(heldOnEveryNode(cfg.Guard.Events(), Telemetry, fl) || now.After(rollbackDone.Add(releaseWaitLimit))) {
 			releaseAsked = true
 			if r, ok := cfg.Guard.(Releaser); ok && hasTrip(cfg.Guard.Events(), Telemetry) {
 				res.ReleaseAsked = time.Now()
@@ -339,9 +339,9 @@ func rollback(ctx context.Context, admin kubernetes.Interface, fl *fleet.Fleet, 
 // releaseWaitLimit bounds how long the operator waits for the rolled-back pods to be held on every node.
 const releaseWaitLimit = 20 * time.Second
 
-// heldOnEveryNode reports whether, on every node, the workload's latest enforcement event is a block applied after
-// since.
-func heldOnEveryNode(evs []Event, workload string, fl *fleet.Fleet, since time.Time) bool {
+// heldOnEveryNode reports whether the workload is held on every node now: the latest enforcement event of each node
+// is a block (a node whose old pod went away before its new one was blocked shows "released" until it is).
+func heldOnEveryNode(evs []Event, workload string, fl *fleet.Fleet) bool {
 	last := map[string]Event{}
 	for _, e := range evs {
 		if e.Workload == workload && (e.Kind == "enforced" || e.Kind == "released") {
@@ -350,7 +350,7 @@ func heldOnEveryNode(evs []Event, workload string, fl *fleet.Fleet, since time.T
 	}
 	for _, n := range fl.Nodes {
 		e, ok := last[n.Name]
-		if !ok || e.Kind != "enforced" || e.At.Before(since) {
+		if !ok || e.Kind != "enforced" {
 			return false
 		}
 	}
