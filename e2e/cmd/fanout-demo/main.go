@@ -109,6 +109,9 @@ func run(ctx context.Context, cfg incident.Config, aggArgs, agentAgg, out, workD
 		res.WriteSummary(os.Stdout)
 		runs = append(runs, incident.Labeled{Label: m.label, Result: res})
 	}
+	if err := os.MkdirAll(filepath.Dir(out), 0o755); err != nil {
+		return fmt.Errorf("create report dir: %w", err)
+	}
 	f, err := os.Create(out)
 	if err != nil {
 		return fmt.Errorf("create report: %w", err)
