@@ -423,10 +423,21 @@ func (e *Enforcer) sweep() {
 	for _, pd := range e.pending {
 		retry = append(retry, pd)
 	}
+	// A pod removed before the watcher watched its parent (found by a scan, gone before the watch was added) sends
+	// no event: the sweep notices it is gone.
+	var vanished []string
+	for _, p := range e.known {
+		if _, err := os.Stat(p.path); errors.Is(err, os.ErrNotExist) {
+			vanished = append(vanished, p.path)
+		}
+	}
 	if _, err := e.maps.Compact(); err != nil {
 		e.log.Error("compact block list", "err", err)
 	}
 	e.mu.Unlock()
+	for _, path := range vanished {
+		e.podRemoved(path)
+	}
 	for _, pd := range retry {
 		e.podCreated(pd)
 	}
