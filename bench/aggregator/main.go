@@ -3,7 +3,6 @@ package main
 import (
 	"bufio"
 	"context"
-	"errors"
 	"flag"
 	"fmt"
 	"log/slog"
@@ -22,6 +21,8 @@ import (
 	"sync"
 	"syscall"
 	"time"
+
+	"github.com/fanoutdev/fanout/internal/benchmd"
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
@@ -374,7 +375,7 @@ func run(ctx context.Context, c config, logger *slog.Logger) error {
 	text := res.markdown()
 	fmt.Println(text)
 	if c.out != "" {
-		if err := replaceSection(c.out, "Aggregator ingest", text); err != nil {
+		if err := benchmd.WriteSection(c.out, "Aggregator ingest", text); err != nil {
 			return err
 		}
 		logger.Info("wrote results", "file", c.out)
@@ -475,38 +476,6 @@ func (r result) markdown() string {
 		b.WriteString(l + "\n")
 	}
 	return b.String()
-}
-
-// replaceSection replaces "## title" up to the next "## " heading (or appends it), keeping everything else.
-func replaceSection(path, title, section string) error {
-	old, err := os.ReadFile(path)
-	if err != nil && !errors.Is(err, os.ErrNotExist) {
-		return fmt.Errorf("read %s: %w", path, err)
-	}
-	text := string(old)
-	if text == "" {
-		text = "# Benchmarks\n\n"
-	}
-	head := "## " + title + "\n"
-	i := strings.Index(text, head)
-	if i < 0 {
-		if !strings.HasSuffix(text, "\n\n") {
-			text = strings.TrimRight(text, "\n") + "\n\n"
-		}
-		text += section
-	} else {
-		rest := text[i+len(head):]
-		j := strings.Index(rest, "\n## ")
-		tail := ""
-		if j >= 0 {
-			tail = rest[j+1:]
-		}
-		text = text[:i] + section + "\n" + tail
-	}
-	if err := os.WriteFile(path, []byte(strings.TrimRight(text, "\n")+"\n"), 0o644); err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	return nil
 }
 
 // scrape reads the aggregator's report counters and Go heap from /metrics.

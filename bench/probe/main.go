@@ -17,6 +17,8 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/fanoutdev/fanout/internal/benchmd"
+
 	"github.com/cilium/ebpf"
 	"github.com/cilium/ebpf/asm"
 	"github.com/cilium/ebpf/link"
@@ -330,7 +332,7 @@ func run(o options, logger *slog.Logger) error {
 	}
 	section := res.markdown()
 	fmt.Print(section)
-	return writeSection(o.out, "Probe overhead", section)
+	return benchmd.WriteSection(o.out, "Probe overhead", section)
 }
 
 // runStats sums the kernel's run time and run count of the programs (egress and ingress may be the same).

@@ -86,34 +86,6 @@ func kernelRelease() string {
 	return strings.TrimSpace(string(b))
 }
 
-// writeSection replaces the "## <title>" section of file (up to the next "## " heading), appending it when absent
-// and creating the file when missing.
-func writeSection(file, title, section string) error {
-	old, err := os.ReadFile(file)
-	if err != nil && !os.IsNotExist(err) {
-		return err
-	}
-	text := string(old)
-	if text == "" {
-		text = "# Benchmarks\n\n"
-	}
-	head := "## " + title + "\n"
-	start := strings.Index(text, head)
-	if start < 0 {
-		if !strings.HasSuffix(text, "\n\n") {
-			text = strings.TrimRight(text, "\n") + "\n\n"
-		}
-		text += section
-	} else {
-		end := len(text)
-		if i := strings.Index(text[start+len(head):], "\n## "); i >= 0 {
-			end = start + len(head) + i + 1
-		}
-		text = text[:start] + section + text[end:]
-	}
-	return os.WriteFile(file, []byte(text), 0o644)
-}
-
 // progCosts times the egress program with BPF_PROG_TEST_RUN (ns per run): API packet, other packet, and an empty
 // program (the test-run loop's own cost).
 func progCosts(p *probe.Probe) (match, other, base float64, err error) {
