@@ -21,6 +21,7 @@ import (
 
 	"github.com/fanoutdev/fanout/collector/cgroups"
 	"github.com/fanoutdev/fanout/collector/probe"
+	"github.com/fanoutdev/fanout/internal/testpriv"
 )
 
 // The agent end to end, in process: a kubelet-like cgroup tree, a pod known only from the pod log dir (no API
@@ -56,9 +57,8 @@ func clientMain(url string) int {
 }
 
 func requirePrivileged(t *testing.T) {
-	if os.Geteuid() != 0 && os.Getenv("FANOUT_REQUIRE_PRIVILEGED") != "1" {
-		t.Skip("needs root (FANOUT_REQUIRE_PRIVILEGED=1 makes this a failure)")
-	}
+	t.Helper()
+	testpriv.Require(t, "BPF and cgroups")
 }
 
 func TestConfigCheck(t *testing.T) {

@@ -5,18 +5,14 @@ import (
 	"path/filepath"
 	"strconv"
 	"testing"
+
+	"github.com/fanoutdev/fanout/internal/testpriv"
 )
 
 // requirePrivileged skips unprivileged runs unless FANOUT_REQUIRE_PRIVILEGED=1, which turns a skip into a failure.
 func requirePrivileged(t *testing.T) {
 	t.Helper()
-	if os.Geteuid() == 0 {
-		return
-	}
-	if os.Getenv("FANOUT_REQUIRE_PRIVILEGED") == "1" {
-		t.Fatal("test needs root (FANOUT_REQUIRE_PRIVILEGED=1)")
-	}
-	t.Skip("needs root to create cgroups")
+	testpriv.Require(t, "creating cgroups")
 }
 
 func TestResolverRealCgroups(t *testing.T) {

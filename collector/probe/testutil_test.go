@@ -7,15 +7,14 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
+
+	"github.com/fanoutdev/fanout/internal/testpriv"
 )
 
 // requirePrivileged skips when not root, unless FANOUT_REQUIRE_PRIVILEGED=1 (CI), where it never skips.
 func requirePrivileged(t testing.TB) {
 	t.Helper()
-	if os.Geteuid() == 0 || os.Getenv("FANOUT_REQUIRE_PRIVILEGED") == "1" {
-		return
-	}
-	t.Skip("needs root (set FANOUT_REQUIRE_PRIVILEGED=1 to make this a failure)")
+	testpriv.Require(t, "BPF and cgroups")
 }
 
 // testPinDir returns a fresh pin dir removed at test end.

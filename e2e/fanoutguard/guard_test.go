@@ -18,6 +18,7 @@ import (
 	"github.com/fanoutdev/fanout/e2e/fleet"
 	"github.com/fanoutdev/fanout/e2e/harness"
 	"github.com/fanoutdev/fanout/e2e/incident"
+	"github.com/fanoutdev/fanout/internal/testpriv"
 )
 
 // TestAgentsAttributeSimulatedPods runs the real fanout-agent on two simulated nodes of a real API server: each agent
@@ -27,12 +28,7 @@ func TestAgentsAttributeSimulatedPods(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts a real kube-apiserver, a simulated fleet and fanout agents")
 	}
-	if os.Geteuid() != 0 {
-		if os.Getenv("FANOUT_REQUIRE_PRIVILEGED") == "1" {
-			t.Fatal("FANOUT_REQUIRE_PRIVILEGED=1 but not root: agents need BPF and cgroups")
-		}
-		t.Skip("needs root (BPF, cgroups)")
-	}
+	testpriv.Require(t, "agents: BPF and cgroups")
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
 	logger := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/fanoutdev/fanout/e2e/incident"
+	"github.com/fanoutdev/fanout/internal/testpriv"
 )
 
 // TestIncidentArmed is the e2e of issue 5: the incident replayed on a real API server with a few simulated nodes,
@@ -20,12 +21,7 @@ func TestIncidentArmed(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts a real kube-apiserver, a simulated fleet, fanout agents and an aggregator")
 	}
-	if os.Geteuid() != 0 {
-		if os.Getenv("FANOUT_REQUIRE_PRIVILEGED") == "1" {
-			t.Fatal("FANOUT_REQUIRE_PRIVILEGED=1 but not root")
-		}
-		t.Skip("needs root (BPF, cgroups)")
-	}
+	testpriv.Require(t, "agents: BPF and cgroups")
 	ctx, cancel := context.WithTimeout(context.Background(), 8*time.Minute)
 	defer cancel()
 	work := t.TempDir()

@@ -17,17 +17,12 @@ import (
 
 	"github.com/fanoutdev/fanout/e2e/harness"
 	"github.com/fanoutdev/fanout/e2e/latency"
+	"github.com/fanoutdev/fanout/internal/testpriv"
 )
 
 func requirePrivileged(t *testing.T) {
 	t.Helper()
-	if os.Geteuid() == 0 {
-		return
-	}
-	if os.Getenv("FANOUT_REQUIRE_PRIVILEGED") == "1" {
-		t.Fatal("FANOUT_REQUIRE_PRIVILEGED=1 but not root: cgroup creation needs root")
-	}
-	t.Skip("needs root (cgroups); set FANOUT_REQUIRE_PRIVILEGED=1 to make this a failure")
+	testpriv.Require(t, "cgroup creation")
 }
 
 func TestFleetOnRealAPIServer(t *testing.T) {

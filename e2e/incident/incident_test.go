@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/fanoutdev/fanout/e2e/report"
+	"github.com/fanoutdev/fanout/internal/testpriv"
 )
 
 // TestUnprotectedIncidentDegradesAPIServer replays the incident with no guard on a real kube-apiserver: the
@@ -19,12 +20,7 @@ func TestUnprotectedIncidentDegradesAPIServer(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts a real kube-apiserver and a simulated fleet")
 	}
-	if os.Geteuid() != 0 {
-		if os.Getenv("FANOUT_REQUIRE_PRIVILEGED") == "1" {
-			t.Fatal("FANOUT_REQUIRE_PRIVILEGED=1 but not root: the fleet needs cgroups")
-		}
-		t.Skip("needs root (cgroups)")
-	}
+	testpriv.Require(t, "the fleet's cgroups")
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
 	var live bytes.Buffer

@@ -9,6 +9,7 @@ import (
 	"sync/atomic"
 	"testing"
 
+	"github.com/fanoutdev/fanout/internal/testpriv"
 	"golang.org/x/sys/unix"
 )
 
@@ -16,13 +17,7 @@ import (
 // it fails instead.
 func RequirePrivileged(t testing.TB) {
 	t.Helper()
-	if os.Geteuid() == 0 {
-		return
-	}
-	if os.Getenv("FANOUT_REQUIRE_PRIVILEGED") == "1" {
-		t.Fatal("privileged test: needs root (FANOUT_REQUIRE_PRIVILEGED=1)")
-	}
-	t.Skip("privileged test: needs root (set FANOUT_REQUIRE_PRIVILEGED=1 to fail instead of skipping)")
+	testpriv.Require(t, "BPF, cgroups and sock_diag")
 }
 
 // EnsureBPFFS mounts bpffs at /sys/fs/bpf when it is not mounted.
