@@ -75,7 +75,7 @@ func (x Directive_Action) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use Directive_Action.Descriptor instead.
 func (Directive_Action) EnumDescriptor() ([]byte, []int) {
-	return file_fanout_proto_rawDescGZIP(), []int{7, 0}
+	return file_fanout_proto_rawDescGZIP(), []int{10, 0}
 }
 
 // Counters is a delta over the report interval (normally 1 s).
@@ -224,6 +224,143 @@ func (x *PodDelta) GetDelta() *Counters {
 	return nil
 }
 
+// LatencyHistogram is what the node's kernel saw of the API server's answers over the interval: the time from a
+// request's first egress data to the next response data (first byte), in log2 microsecond buckets. buckets[i] counts
+// answers with latency in [2^i, 2^(i+1)) us (bucket 0 also holds < 1 us); the last bucket holds everything above.
+// At most 32 buckets; receivers ignore the rest.
+type LatencyHistogram struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Buckets       []uint64               `protobuf:"varint,1,rep,packed,name=buckets,proto3" json:"buckets,omitempty"`
+	Count         uint64                 `protobuf:"varint,2,opt,name=count,proto3" json:"count,omitempty"`
+	SumUs         uint64                 `protobuf:"varint,3,opt,name=sum_us,json=sumUs,proto3" json:"sum_us,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *LatencyHistogram) Reset() {
+	*x = LatencyHistogram{}
+	mi := &file_fanout_proto_msgTypes[2]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *LatencyHistogram) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*LatencyHistogram) ProtoMessage() {}
+
+func (x *LatencyHistogram) ProtoReflect() protoreflect.Message {
+	mi := &file_fanout_proto_msgTypes[2]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use LatencyHistogram.ProtoReflect.Descriptor instead.
+func (*LatencyHistogram) Descriptor() ([]byte, []int) {
+	return file_fanout_proto_rawDescGZIP(), []int{2}
+}
+
+func (x *LatencyHistogram) GetBuckets() []uint64 {
+	if x != nil {
+		return x.Buckets
+	}
+	return nil
+}
+
+func (x *LatencyHistogram) GetCount() uint64 {
+	if x != nil {
+		return x.Count
+	}
+	return 0
+}
+
+func (x *LatencyHistogram) GetSumUs() uint64 {
+	if x != nil {
+		return x.SumUs
+	}
+	return 0
+}
+
+// ConnOutcomes counts what went wrong on API-server connections over the interval (deltas).
+type ConnOutcomes struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Connects that did not establish (refused, unreachable, timed out in SYN_SENT).
+	FailedConnects uint64 `protobuf:"varint,1,opt,name=failed_connects,json=failedConnects,proto3" json:"failed_connects,omitempty"`
+	// Of those, the ones that timed out (no answer to SYNs, e.g. a black-holed endpoint).
+	ConnectTimeouts uint64 `protobuf:"varint,2,opt,name=connect_timeouts,json=connectTimeouts,proto3" json:"connect_timeouts,omitempty"`
+	// Established connections reset by the peer.
+	Resets uint64 `protobuf:"varint,3,opt,name=resets,proto3" json:"resets,omitempty"`
+	// Retransmission timeouts on established connections.
+	RetransmitTimeouts uint64 `protobuf:"varint,4,opt,name=retransmit_timeouts,json=retransmitTimeouts,proto3" json:"retransmit_timeouts,omitempty"`
+	unknownFields      protoimpl.UnknownFields
+	sizeCache          protoimpl.SizeCache
+}
+
+func (x *ConnOutcomes) Reset() {
+	*x = ConnOutcomes{}
+	mi := &file_fanout_proto_msgTypes[3]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ConnOutcomes) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ConnOutcomes) ProtoMessage() {}
+
+func (x *ConnOutcomes) ProtoReflect() protoreflect.Message {
+	mi := &file_fanout_proto_msgTypes[3]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ConnOutcomes.ProtoReflect.Descriptor instead.
+func (*ConnOutcomes) Descriptor() ([]byte, []int) {
+	return file_fanout_proto_rawDescGZIP(), []int{3}
+}
+
+func (x *ConnOutcomes) GetFailedConnects() uint64 {
+	if x != nil {
+		return x.FailedConnects
+	}
+	return 0
+}
+
+func (x *ConnOutcomes) GetConnectTimeouts() uint64 {
+	if x != nil {
+		return x.ConnectTimeouts
+	}
+	return 0
+}
+
+func (x *ConnOutcomes) GetResets() uint64 {
+	if x != nil {
+		return x.Resets
+	}
+	return 0
+}
+
+func (x *ConnOutcomes) GetRetransmitTimeouts() uint64 {
+	if x != nil {
+		return x.RetransmitTimeouts
+	}
+	return 0
+}
+
 type WorkloadDelta struct {
 	state    protoimpl.MessageState `protogen:"open.v1"`
 	Workload string                 `protobuf:"bytes,1,opt,name=workload,proto3" json:"workload,omitempty"`
@@ -231,14 +368,17 @@ type WorkloadDelta struct {
 	// Pods of this workload on the node during the interval.
 	Pods uint32 `protobuf:"varint,3,opt,name=pods,proto3" json:"pods,omitempty"`
 	// Desired pod count of the owner fleet-wide when the agent knows it (0 = unknown).
-	DesiredPods   uint32 `protobuf:"varint,4,opt,name=desired_pods,json=desiredPods,proto3" json:"desired_pods,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	DesiredPods uint32 `protobuf:"varint,4,opt,name=desired_pods,json=desiredPods,proto3" json:"desired_pods,omitempty"`
+	// Kernel-observed response latency of this workload's API calls on this node over the interval.
+	ResponseLatency *LatencyHistogram `protobuf:"bytes,10,opt,name=response_latency,json=responseLatency,proto3" json:"response_latency,omitempty"`
+	Outcomes        *ConnOutcomes     `protobuf:"bytes,11,opt,name=outcomes,proto3" json:"outcomes,omitempty"` // Field numbers 12-19 are reserved for the probe (issue 11), 20-29 for enforcement (issue 10).
+	unknownFields   protoimpl.UnknownFields
+	sizeCache       protoimpl.SizeCache
 }
 
 func (x *WorkloadDelta) Reset() {
 	*x = WorkloadDelta{}
-	mi := &file_fanout_proto_msgTypes[2]
+	mi := &file_fanout_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -250,7 +390,7 @@ func (x *WorkloadDelta) String() string {
 func (*WorkloadDelta) ProtoMessage() {}
 
 func (x *WorkloadDelta) ProtoReflect() protoreflect.Message {
-	mi := &file_fanout_proto_msgTypes[2]
+	mi := &file_fanout_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -263,7 +403,7 @@ func (x *WorkloadDelta) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WorkloadDelta.ProtoReflect.Descriptor instead.
 func (*WorkloadDelta) Descriptor() ([]byte, []int) {
-	return file_fanout_proto_rawDescGZIP(), []int{2}
+	return file_fanout_proto_rawDescGZIP(), []int{4}
 }
 
 func (x *WorkloadDelta) GetWorkload() string {
@@ -294,17 +434,36 @@ func (x *WorkloadDelta) GetDesiredPods() uint32 {
 	return 0
 }
 
+func (x *WorkloadDelta) GetResponseLatency() *LatencyHistogram {
+	if x != nil {
+		return x.ResponseLatency
+	}
+	return nil
+}
+
+func (x *WorkloadDelta) GetOutcomes() *ConnOutcomes {
+	if x != nil {
+		return x.Outcomes
+	}
+	return nil
+}
+
+// BlockedEntry is one workload this node enforces a block for now (closed loop: the aggregator learns coverage).
 type BlockedEntry struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Workload      string                 `protobuf:"bytes,1,opt,name=workload,proto3" json:"workload,omitempty"`
-	Epoch         uint64                 `protobuf:"varint,2,opt,name=epoch,proto3" json:"epoch,omitempty"`
+	state    protoimpl.MessageState `protogen:"open.v1"`
+	Workload string                 `protobuf:"bytes,1,opt,name=workload,proto3" json:"workload,omitempty"`
+	Epoch    uint64                 `protobuf:"varint,2,opt,name=epoch,proto3" json:"epoch,omitempty"`
+	// The node is in a release ramp for this workload (some of its pods may already be free).
+	Releasing bool `protobuf:"varint,3,opt,name=releasing,proto3" json:"releasing,omitempty"`
+	// Set by an operator on the node (fanoutctl node block), not by an aggregator.
+	BreakGlass    bool `protobuf:"varint,4,opt,name=break_glass,json=breakGlass,proto3" json:"break_glass,omitempty"` // Field numbers 5-19 are reserved for enforcement (issue 10).
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *BlockedEntry) Reset() {
 	*x = BlockedEntry{}
-	mi := &file_fanout_proto_msgTypes[3]
+	mi := &file_fanout_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -316,7 +475,7 @@ func (x *BlockedEntry) String() string {
 func (*BlockedEntry) ProtoMessage() {}
 
 func (x *BlockedEntry) ProtoReflect() protoreflect.Message {
-	mi := &file_fanout_proto_msgTypes[3]
+	mi := &file_fanout_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -329,7 +488,7 @@ func (x *BlockedEntry) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BlockedEntry.ProtoReflect.Descriptor instead.
 func (*BlockedEntry) Descriptor() ([]byte, []int) {
-	return file_fanout_proto_rawDescGZIP(), []int{3}
+	return file_fanout_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *BlockedEntry) GetWorkload() string {
@@ -346,20 +505,96 @@ func (x *BlockedEntry) GetEpoch() uint64 {
 	return 0
 }
 
+func (x *BlockedEntry) GetReleasing() bool {
+	if x != nil {
+		return x.Releasing
+	}
+	return false
+}
+
+func (x *BlockedEntry) GetBreakGlass() bool {
+	if x != nil {
+		return x.BreakGlass
+	}
+	return false
+}
+
+// Refusal is a directive this node was sent and does not enforce, with why (e.g. "protected", "exempt",
+// "map-full"). The aggregator frees the trip's slot when the fleet refuses it.
+type Refusal struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Workload      string                 `protobuf:"bytes,1,opt,name=workload,proto3" json:"workload,omitempty"`
+	Epoch         uint64                 `protobuf:"varint,2,opt,name=epoch,proto3" json:"epoch,omitempty"`
+	Reason        string                 `protobuf:"bytes,3,opt,name=reason,proto3" json:"reason,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Refusal) Reset() {
+	*x = Refusal{}
+	mi := &file_fanout_proto_msgTypes[6]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Refusal) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Refusal) ProtoMessage() {}
+
+func (x *Refusal) ProtoReflect() protoreflect.Message {
+	mi := &file_fanout_proto_msgTypes[6]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Refusal.ProtoReflect.Descriptor instead.
+func (*Refusal) Descriptor() ([]byte, []int) {
+	return file_fanout_proto_rawDescGZIP(), []int{6}
+}
+
+func (x *Refusal) GetWorkload() string {
+	if x != nil {
+		return x.Workload
+	}
+	return ""
+}
+
+func (x *Refusal) GetEpoch() uint64 {
+	if x != nil {
+		return x.Epoch
+	}
+	return 0
+}
+
+func (x *Refusal) GetReason() string {
+	if x != nil {
+		return x.Reason
+	}
+	return ""
+}
+
 type AgentHealth struct {
 	state               protoimpl.MessageState `protogen:"open.v1"`
 	ProbesAttached      bool                   `protobuf:"varint,1,opt,name=probes_attached,json=probesAttached,proto3" json:"probes_attached,omitempty"`
 	UnknownCgroups      uint32                 `protobuf:"varint,2,opt,name=unknown_cgroups,json=unknownCgroups,proto3" json:"unknown_cgroups,omitempty"`
 	MapFullTotal        uint64                 `protobuf:"varint,3,opt,name=map_full_total,json=mapFullTotal,proto3" json:"map_full_total,omitempty"`
 	ReportsDroppedTotal uint64                 `protobuf:"varint,4,opt,name=reports_dropped_total,json=reportsDroppedTotal,proto3" json:"reports_dropped_total,omitempty"`
-	Version             string                 `protobuf:"bytes,5,opt,name=version,proto3" json:"version,omitempty"`
+	Version             string                 `protobuf:"bytes,5,opt,name=version,proto3" json:"version,omitempty"` // Field numbers 6-19 are reserved for enforcement (issue 10), 20-29 for the probe (issue 11).
 	unknownFields       protoimpl.UnknownFields
 	sizeCache           protoimpl.SizeCache
 }
 
 func (x *AgentHealth) Reset() {
 	*x = AgentHealth{}
-	mi := &file_fanout_proto_msgTypes[4]
+	mi := &file_fanout_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -371,7 +606,7 @@ func (x *AgentHealth) String() string {
 func (*AgentHealth) ProtoMessage() {}
 
 func (x *AgentHealth) ProtoReflect() protoreflect.Message {
-	mi := &file_fanout_proto_msgTypes[4]
+	mi := &file_fanout_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -384,7 +619,7 @@ func (x *AgentHealth) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AgentHealth.ProtoReflect.Descriptor instead.
 func (*AgentHealth) Descriptor() ([]byte, []int) {
-	return file_fanout_proto_rawDescGZIP(), []int{4}
+	return file_fanout_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *AgentHealth) GetProbesAttached() bool {
@@ -434,13 +669,14 @@ type NodeReport struct {
 	Workloads     []*WorkloadDelta       `protobuf:"bytes,6,rep,name=workloads,proto3" json:"workloads,omitempty"`
 	Blocked       []*BlockedEntry        `protobuf:"bytes,7,rep,name=blocked,proto3" json:"blocked,omitempty"`
 	Health        *AgentHealth           `protobuf:"bytes,8,opt,name=health,proto3" json:"health,omitempty"`
+	Refused       []*Refusal             `protobuf:"bytes,9,rep,name=refused,proto3" json:"refused,omitempty"` // Field numbers 10-19 are reserved for enforcement (issue 10), 20-29 for the probe (issue 11).
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *NodeReport) Reset() {
 	*x = NodeReport{}
-	mi := &file_fanout_proto_msgTypes[5]
+	mi := &file_fanout_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -452,7 +688,7 @@ func (x *NodeReport) String() string {
 func (*NodeReport) ProtoMessage() {}
 
 func (x *NodeReport) ProtoReflect() protoreflect.Message {
-	mi := &file_fanout_proto_msgTypes[5]
+	mi := &file_fanout_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -465,7 +701,7 @@ func (x *NodeReport) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use NodeReport.ProtoReflect.Descriptor instead.
 func (*NodeReport) Descriptor() ([]byte, []int) {
-	return file_fanout_proto_rawDescGZIP(), []int{5}
+	return file_fanout_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *NodeReport) GetNode() string {
@@ -524,6 +760,13 @@ func (x *NodeReport) GetHealth() *AgentHealth {
 	return nil
 }
 
+func (x *NodeReport) GetRefused() []*Refusal {
+	if x != nil {
+		return x.Refused
+	}
+	return nil
+}
+
 type Ramp struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Duration      *durationpb.Duration   `protobuf:"bytes,1,opt,name=duration,proto3" json:"duration,omitempty"`
@@ -535,7 +778,7 @@ type Ramp struct {
 
 func (x *Ramp) Reset() {
 	*x = Ramp{}
-	mi := &file_fanout_proto_msgTypes[6]
+	mi := &file_fanout_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -547,7 +790,7 @@ func (x *Ramp) String() string {
 func (*Ramp) ProtoMessage() {}
 
 func (x *Ramp) ProtoReflect() protoreflect.Message {
-	mi := &file_fanout_proto_msgTypes[6]
+	mi := &file_fanout_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -560,7 +803,7 @@ func (x *Ramp) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Ramp.ProtoReflect.Descriptor instead.
 func (*Ramp) Descriptor() ([]byte, []int) {
-	return file_fanout_proto_rawDescGZIP(), []int{6}
+	return file_fanout_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *Ramp) GetDuration() *durationpb.Duration {
@@ -596,14 +839,14 @@ type Directive struct {
 	Ramp   *Ramp  `protobuf:"bytes,5,opt,name=ramp,proto3" json:"ramp,omitempty"`
 	Reason string `protobuf:"bytes,6,opt,name=reason,proto3" json:"reason,omitempty"`
 	// Release: when the ramp started (the agent places itself in the ramp by a hash of its node name).
-	Issued        *timestamppb.Timestamp `protobuf:"bytes,7,opt,name=issued,proto3" json:"issued,omitempty"`
+	Issued        *timestamppb.Timestamp `protobuf:"bytes,7,opt,name=issued,proto3" json:"issued,omitempty"` // Field numbers 8-19 are reserved for enforcement (issue 10).
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *Directive) Reset() {
 	*x = Directive{}
-	mi := &file_fanout_proto_msgTypes[7]
+	mi := &file_fanout_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -615,7 +858,7 @@ func (x *Directive) String() string {
 func (*Directive) ProtoMessage() {}
 
 func (x *Directive) ProtoReflect() protoreflect.Message {
-	mi := &file_fanout_proto_msgTypes[7]
+	mi := &file_fanout_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -628,7 +871,7 @@ func (x *Directive) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Directive.ProtoReflect.Descriptor instead.
 func (*Directive) Descriptor() ([]byte, []int) {
-	return file_fanout_proto_rawDescGZIP(), []int{7}
+	return file_fanout_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *Directive) GetAction() Directive_Action {
@@ -682,18 +925,23 @@ func (x *Directive) GetIssued() *timestamppb.Timestamp {
 
 // DirectiveSet is the complete set a replica wants enforced now; it replaces any earlier set from that replica.
 type DirectiveSet struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Replica       string                 `protobuf:"bytes,1,opt,name=replica,proto3" json:"replica,omitempty"`
-	Version       uint64                 `protobuf:"varint,2,opt,name=version,proto3" json:"version,omitempty"`
-	Directives    []*Directive           `protobuf:"bytes,3,rep,name=directives,proto3" json:"directives,omitempty"`
-	Sent          *timestamppb.Timestamp `protobuf:"bytes,4,opt,name=sent,proto3" json:"sent,omitempty"`
+	state      protoimpl.MessageState `protogen:"open.v1"`
+	Replica    string                 `protobuf:"bytes,1,opt,name=replica,proto3" json:"replica,omitempty"`
+	Version    uint64                 `protobuf:"varint,2,opt,name=version,proto3" json:"version,omitempty"`
+	Directives []*Directive           `protobuf:"bytes,3,rep,name=directives,proto3" json:"directives,omitempty"`
+	Sent       *timestamppb.Timestamp `protobuf:"bytes,4,opt,name=sent,proto3" json:"sent,omitempty"`
+	// The replica has rebuilt its trip state (its own snapshot or audit log, and the blocks agents report) and can be
+	// believed when a workload is absent from the set. Agents never release on the word of a replica that is not synced.
+	StateSynced bool `protobuf:"varint,5,opt,name=state_synced,json=stateSynced,proto3" json:"state_synced,omitempty"`
+	// Changes each time the replica process starts; with version it orders this replica's sets.
+	Incarnation   uint64 `protobuf:"varint,6,opt,name=incarnation,proto3" json:"incarnation,omitempty"` // Field numbers 7-19 are reserved for enforcement (issue 10).
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *DirectiveSet) Reset() {
 	*x = DirectiveSet{}
-	mi := &file_fanout_proto_msgTypes[8]
+	mi := &file_fanout_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -705,7 +953,7 @@ func (x *DirectiveSet) String() string {
 func (*DirectiveSet) ProtoMessage() {}
 
 func (x *DirectiveSet) ProtoReflect() protoreflect.Message {
-	mi := &file_fanout_proto_msgTypes[8]
+	mi := &file_fanout_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -718,7 +966,7 @@ func (x *DirectiveSet) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DirectiveSet.ProtoReflect.Descriptor instead.
 func (*DirectiveSet) Descriptor() ([]byte, []int) {
-	return file_fanout_proto_rawDescGZIP(), []int{8}
+	return file_fanout_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *DirectiveSet) GetReplica() string {
@@ -749,6 +997,20 @@ func (x *DirectiveSet) GetSent() *timestamppb.Timestamp {
 	return nil
 }
 
+func (x *DirectiveSet) GetStateSynced() bool {
+	if x != nil {
+		return x.StateSynced
+	}
+	return false
+}
+
+func (x *DirectiveSet) GetIncarnation() uint64 {
+	if x != nil {
+		return x.Incarnation
+	}
+	return 0
+}
+
 type StatusRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	unknownFields protoimpl.UnknownFields
@@ -757,7 +1019,7 @@ type StatusRequest struct {
 
 func (x *StatusRequest) Reset() {
 	*x = StatusRequest{}
-	mi := &file_fanout_proto_msgTypes[9]
+	mi := &file_fanout_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -769,7 +1031,7 @@ func (x *StatusRequest) String() string {
 func (*StatusRequest) ProtoMessage() {}
 
 func (x *StatusRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_fanout_proto_msgTypes[9]
+	mi := &file_fanout_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -782,7 +1044,7 @@ func (x *StatusRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StatusRequest.ProtoReflect.Descriptor instead.
 func (*StatusRequest) Descriptor() ([]byte, []int) {
-	return file_fanout_proto_rawDescGZIP(), []int{9}
+	return file_fanout_proto_rawDescGZIP(), []int{12}
 }
 
 type WorkloadStatus struct {
@@ -801,14 +1063,14 @@ type WorkloadStatus struct {
 	Reason               string                 `protobuf:"bytes,12,opt,name=reason,proto3" json:"reason,omitempty"`
 	Epoch                uint64                 `protobuf:"varint,13,opt,name=epoch,proto3" json:"epoch,omitempty"`
 	// Share of API-server capacity this workload uses now.
-	CostRatio     float64 `protobuf:"fixed64,14,opt,name=cost_ratio,json=costRatio,proto3" json:"cost_ratio,omitempty"`
+	CostRatio     float64 `protobuf:"fixed64,14,opt,name=cost_ratio,json=costRatio,proto3" json:"cost_ratio,omitempty"` // Field numbers 15-29 are reserved for enforcement coverage (issue 10), 30-49 for headroom (issue 9).
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *WorkloadStatus) Reset() {
 	*x = WorkloadStatus{}
-	mi := &file_fanout_proto_msgTypes[10]
+	mi := &file_fanout_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -820,7 +1082,7 @@ func (x *WorkloadStatus) String() string {
 func (*WorkloadStatus) ProtoMessage() {}
 
 func (x *WorkloadStatus) ProtoReflect() protoreflect.Message {
-	mi := &file_fanout_proto_msgTypes[10]
+	mi := &file_fanout_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -833,7 +1095,7 @@ func (x *WorkloadStatus) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WorkloadStatus.ProtoReflect.Descriptor instead.
 func (*WorkloadStatus) Descriptor() ([]byte, []int) {
-	return file_fanout_proto_rawDescGZIP(), []int{10}
+	return file_fanout_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *WorkloadStatus) GetWorkload() string {
@@ -942,14 +1204,14 @@ type StatusResponse struct {
 	DryRun               bool                   `protobuf:"varint,4,opt,name=dry_run,json=dryRun,proto3" json:"dry_run,omitempty"`
 	Workloads            []*WorkloadStatus      `protobuf:"bytes,5,rep,name=workloads,proto3" json:"workloads,omitempty"`
 	Directives           []*Directive           `protobuf:"bytes,6,rep,name=directives,proto3" json:"directives,omitempty"`
-	Window               *timestamppb.Timestamp `protobuf:"bytes,7,opt,name=window,proto3" json:"window,omitempty"`
+	Window               *timestamppb.Timestamp `protobuf:"bytes,7,opt,name=window,proto3" json:"window,omitempty"` // Field numbers 8-19 are reserved for enforcement (issue 10), 20-39 for headroom (issue 9).
 	unknownFields        protoimpl.UnknownFields
 	sizeCache            protoimpl.SizeCache
 }
 
 func (x *StatusResponse) Reset() {
 	*x = StatusResponse{}
-	mi := &file_fanout_proto_msgTypes[11]
+	mi := &file_fanout_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -961,7 +1223,7 @@ func (x *StatusResponse) String() string {
 func (*StatusResponse) ProtoMessage() {}
 
 func (x *StatusResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_fanout_proto_msgTypes[11]
+	mi := &file_fanout_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -974,7 +1236,7 @@ func (x *StatusResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StatusResponse.ProtoReflect.Descriptor instead.
 func (*StatusResponse) Descriptor() ([]byte, []int) {
-	return file_fanout_proto_rawDescGZIP(), []int{11}
+	return file_fanout_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *StatusResponse) GetReplica() string {
@@ -1037,7 +1299,7 @@ type ManualRequest struct {
 
 func (x *ManualRequest) Reset() {
 	*x = ManualRequest{}
-	mi := &file_fanout_proto_msgTypes[12]
+	mi := &file_fanout_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1049,7 +1311,7 @@ func (x *ManualRequest) String() string {
 func (*ManualRequest) ProtoMessage() {}
 
 func (x *ManualRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_fanout_proto_msgTypes[12]
+	mi := &file_fanout_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1062,7 +1324,7 @@ func (x *ManualRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ManualRequest.ProtoReflect.Descriptor instead.
 func (*ManualRequest) Descriptor() ([]byte, []int) {
-	return file_fanout_proto_rawDescGZIP(), []int{12}
+	return file_fanout_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *ManualRequest) GetWorkload() string {
@@ -1096,7 +1358,7 @@ type ManualResponse struct {
 
 func (x *ManualResponse) Reset() {
 	*x = ManualResponse{}
-	mi := &file_fanout_proto_msgTypes[13]
+	mi := &file_fanout_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1108,7 +1370,7 @@ func (x *ManualResponse) String() string {
 func (*ManualResponse) ProtoMessage() {}
 
 func (x *ManualResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_fanout_proto_msgTypes[13]
+	mi := &file_fanout_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1121,7 +1383,7 @@ func (x *ManualResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ManualResponse.ProtoReflect.Descriptor instead.
 func (*ManualResponse) Descriptor() ([]byte, []int) {
-	return file_fanout_proto_rawDescGZIP(), []int{13}
+	return file_fanout_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *ManualResponse) GetState() string {
@@ -1153,21 +1415,40 @@ const file_fanout_proto_rawDesc = "" +
 	"\tnamespace\x18\x02 \x01(\tR\tnamespace\x12\x12\n" +
 	"\x04name\x18\x03 \x01(\tR\x04name\x12\x1a\n" +
 	"\bworkload\x18\x04 \x01(\tR\bworkload\x12)\n" +
-	"\x05delta\x18\x05 \x01(\v2\x13.fanout.v1.CountersR\x05delta\"\x8d\x01\n" +
+	"\x05delta\x18\x05 \x01(\v2\x13.fanout.v1.CountersR\x05delta\"Y\n" +
+	"\x10LatencyHistogram\x12\x18\n" +
+	"\abuckets\x18\x01 \x03(\x04R\abuckets\x12\x14\n" +
+	"\x05count\x18\x02 \x01(\x04R\x05count\x12\x15\n" +
+	"\x06sum_us\x18\x03 \x01(\x04R\x05sumUs\"\xab\x01\n" +
+	"\fConnOutcomes\x12'\n" +
+	"\x0ffailed_connects\x18\x01 \x01(\x04R\x0efailedConnects\x12)\n" +
+	"\x10connect_timeouts\x18\x02 \x01(\x04R\x0fconnectTimeouts\x12\x16\n" +
+	"\x06resets\x18\x03 \x01(\x04R\x06resets\x12/\n" +
+	"\x13retransmit_timeouts\x18\x04 \x01(\x04R\x12retransmitTimeouts\"\x8a\x02\n" +
 	"\rWorkloadDelta\x12\x1a\n" +
 	"\bworkload\x18\x01 \x01(\tR\bworkload\x12)\n" +
 	"\x05delta\x18\x02 \x01(\v2\x13.fanout.v1.CountersR\x05delta\x12\x12\n" +
 	"\x04pods\x18\x03 \x01(\rR\x04pods\x12!\n" +
-	"\fdesired_pods\x18\x04 \x01(\rR\vdesiredPods\"@\n" +
+	"\fdesired_pods\x18\x04 \x01(\rR\vdesiredPods\x12F\n" +
+	"\x10response_latency\x18\n" +
+	" \x01(\v2\x1b.fanout.v1.LatencyHistogramR\x0fresponseLatency\x123\n" +
+	"\boutcomes\x18\v \x01(\v2\x17.fanout.v1.ConnOutcomesR\boutcomes\"\x7f\n" +
 	"\fBlockedEntry\x12\x1a\n" +
 	"\bworkload\x18\x01 \x01(\tR\bworkload\x12\x14\n" +
-	"\x05epoch\x18\x02 \x01(\x04R\x05epoch\"\xd3\x01\n" +
+	"\x05epoch\x18\x02 \x01(\x04R\x05epoch\x12\x1c\n" +
+	"\treleasing\x18\x03 \x01(\bR\treleasing\x12\x1f\n" +
+	"\vbreak_glass\x18\x04 \x01(\bR\n" +
+	"breakGlass\"S\n" +
+	"\aRefusal\x12\x1a\n" +
+	"\bworkload\x18\x01 \x01(\tR\bworkload\x12\x14\n" +
+	"\x05epoch\x18\x02 \x01(\x04R\x05epoch\x12\x16\n" +
+	"\x06reason\x18\x03 \x01(\tR\x06reason\"\xd3\x01\n" +
 	"\vAgentHealth\x12'\n" +
 	"\x0fprobes_attached\x18\x01 \x01(\bR\x0eprobesAttached\x12'\n" +
 	"\x0funknown_cgroups\x18\x02 \x01(\rR\x0eunknownCgroups\x12$\n" +
 	"\x0emap_full_total\x18\x03 \x01(\x04R\fmapFullTotal\x122\n" +
 	"\x15reports_dropped_total\x18\x04 \x01(\x04R\x13reportsDroppedTotal\x12\x18\n" +
-	"\aversion\x18\x05 \x01(\tR\aversion\"\xf1\x02\n" +
+	"\aversion\x18\x05 \x01(\tR\aversion\"\x9f\x03\n" +
 	"\n" +
 	"NodeReport\x12\x12\n" +
 	"\x04node\x18\x01 \x01(\tR\x04node\x12\x1a\n" +
@@ -1177,7 +1458,8 @@ const file_fanout_proto_rawDesc = "" +
 	"\x04pods\x18\x05 \x03(\v2\x13.fanout.v1.PodDeltaR\x04pods\x126\n" +
 	"\tworkloads\x18\x06 \x03(\v2\x18.fanout.v1.WorkloadDeltaR\tworkloads\x121\n" +
 	"\ablocked\x18\a \x03(\v2\x17.fanout.v1.BlockedEntryR\ablocked\x12.\n" +
-	"\x06health\x18\b \x01(\v2\x16.fanout.v1.AgentHealthR\x06health\"\x86\x01\n" +
+	"\x06health\x18\b \x01(\v2\x16.fanout.v1.AgentHealthR\x06health\x12,\n" +
+	"\arefused\x18\t \x03(\v2\x12.fanout.v1.RefusalR\arefused\"\x86\x01\n" +
 	"\x04Ramp\x125\n" +
 	"\bduration\x18\x01 \x01(\v2\x19.google.protobuf.DurationR\bduration\x12\x14\n" +
 	"\x05steps\x18\x02 \x01(\rR\x05steps\x121\n" +
@@ -1193,14 +1475,16 @@ const file_fanout_proto_rawDesc = "" +
 	"\x06Action\x12\x16\n" +
 	"\x12ACTION_UNSPECIFIED\x10\x00\x12\x10\n" +
 	"\fACTION_BLOCK\x10\x01\x12\x12\n" +
-	"\x0eACTION_RELEASE\x10\x02\"\xa8\x01\n" +
+	"\x0eACTION_RELEASE\x10\x02\"\xed\x01\n" +
 	"\fDirectiveSet\x12\x18\n" +
 	"\areplica\x18\x01 \x01(\tR\areplica\x12\x18\n" +
 	"\aversion\x18\x02 \x01(\x04R\aversion\x124\n" +
 	"\n" +
 	"directives\x18\x03 \x03(\v2\x14.fanout.v1.DirectiveR\n" +
 	"directives\x12.\n" +
-	"\x04sent\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\x04sent\"\x0f\n" +
+	"\x04sent\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\x04sent\x12!\n" +
+	"\fstate_synced\x18\x05 \x01(\bR\vstateSynced\x12 \n" +
+	"\vincarnation\x18\x06 \x01(\x04R\vincarnation\"\x0f\n" +
 	"\rStatusRequest\"\xe0\x03\n" +
 	"\x0eWorkloadStatus\x12\x1a\n" +
 	"\bworkload\x18\x01 \x01(\tR\bworkload\x12\x14\n" +
@@ -1256,60 +1540,66 @@ func file_fanout_proto_rawDescGZIP() []byte {
 }
 
 var file_fanout_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_fanout_proto_msgTypes = make([]protoimpl.MessageInfo, 14)
+var file_fanout_proto_msgTypes = make([]protoimpl.MessageInfo, 17)
 var file_fanout_proto_goTypes = []any{
 	(Directive_Action)(0),         // 0: fanout.v1.Directive.Action
 	(*Counters)(nil),              // 1: fanout.v1.Counters
 	(*PodDelta)(nil),              // 2: fanout.v1.PodDelta
-	(*WorkloadDelta)(nil),         // 3: fanout.v1.WorkloadDelta
-	(*BlockedEntry)(nil),          // 4: fanout.v1.BlockedEntry
-	(*AgentHealth)(nil),           // 5: fanout.v1.AgentHealth
-	(*NodeReport)(nil),            // 6: fanout.v1.NodeReport
-	(*Ramp)(nil),                  // 7: fanout.v1.Ramp
-	(*Directive)(nil),             // 8: fanout.v1.Directive
-	(*DirectiveSet)(nil),          // 9: fanout.v1.DirectiveSet
-	(*StatusRequest)(nil),         // 10: fanout.v1.StatusRequest
-	(*WorkloadStatus)(nil),        // 11: fanout.v1.WorkloadStatus
-	(*StatusResponse)(nil),        // 12: fanout.v1.StatusResponse
-	(*ManualRequest)(nil),         // 13: fanout.v1.ManualRequest
-	(*ManualResponse)(nil),        // 14: fanout.v1.ManualResponse
-	(*timestamppb.Timestamp)(nil), // 15: google.protobuf.Timestamp
-	(*durationpb.Duration)(nil),   // 16: google.protobuf.Duration
+	(*LatencyHistogram)(nil),      // 3: fanout.v1.LatencyHistogram
+	(*ConnOutcomes)(nil),          // 4: fanout.v1.ConnOutcomes
+	(*WorkloadDelta)(nil),         // 5: fanout.v1.WorkloadDelta
+	(*BlockedEntry)(nil),          // 6: fanout.v1.BlockedEntry
+	(*Refusal)(nil),               // 7: fanout.v1.Refusal
+	(*AgentHealth)(nil),           // 8: fanout.v1.AgentHealth
+	(*NodeReport)(nil),            // 9: fanout.v1.NodeReport
+	(*Ramp)(nil),                  // 10: fanout.v1.Ramp
+	(*Directive)(nil),             // 11: fanout.v1.Directive
+	(*DirectiveSet)(nil),          // 12: fanout.v1.DirectiveSet
+	(*StatusRequest)(nil),         // 13: fanout.v1.StatusRequest
+	(*WorkloadStatus)(nil),        // 14: fanout.v1.WorkloadStatus
+	(*StatusResponse)(nil),        // 15: fanout.v1.StatusResponse
+	(*ManualRequest)(nil),         // 16: fanout.v1.ManualRequest
+	(*ManualResponse)(nil),        // 17: fanout.v1.ManualResponse
+	(*timestamppb.Timestamp)(nil), // 18: google.protobuf.Timestamp
+	(*durationpb.Duration)(nil),   // 19: google.protobuf.Duration
 }
 var file_fanout_proto_depIdxs = []int32{
 	1,  // 0: fanout.v1.PodDelta.delta:type_name -> fanout.v1.Counters
 	1,  // 1: fanout.v1.WorkloadDelta.delta:type_name -> fanout.v1.Counters
-	15, // 2: fanout.v1.NodeReport.timestamp:type_name -> google.protobuf.Timestamp
-	16, // 3: fanout.v1.NodeReport.interval:type_name -> google.protobuf.Duration
-	2,  // 4: fanout.v1.NodeReport.pods:type_name -> fanout.v1.PodDelta
-	3,  // 5: fanout.v1.NodeReport.workloads:type_name -> fanout.v1.WorkloadDelta
-	4,  // 6: fanout.v1.NodeReport.blocked:type_name -> fanout.v1.BlockedEntry
-	5,  // 7: fanout.v1.NodeReport.health:type_name -> fanout.v1.AgentHealth
-	16, // 8: fanout.v1.Ramp.duration:type_name -> google.protobuf.Duration
-	16, // 9: fanout.v1.Ramp.jitter:type_name -> google.protobuf.Duration
-	0,  // 10: fanout.v1.Directive.action:type_name -> fanout.v1.Directive.Action
-	16, // 11: fanout.v1.Directive.ttl:type_name -> google.protobuf.Duration
-	7,  // 12: fanout.v1.Directive.ramp:type_name -> fanout.v1.Ramp
-	15, // 13: fanout.v1.Directive.issued:type_name -> google.protobuf.Timestamp
-	8,  // 14: fanout.v1.DirectiveSet.directives:type_name -> fanout.v1.Directive
-	15, // 15: fanout.v1.DirectiveSet.sent:type_name -> google.protobuf.Timestamp
-	11, // 16: fanout.v1.StatusResponse.workloads:type_name -> fanout.v1.WorkloadStatus
-	8,  // 17: fanout.v1.StatusResponse.directives:type_name -> fanout.v1.Directive
-	15, // 18: fanout.v1.StatusResponse.window:type_name -> google.protobuf.Timestamp
-	16, // 19: fanout.v1.ManualRequest.ttl:type_name -> google.protobuf.Duration
-	6,  // 20: fanout.v1.Aggregator.Report:input_type -> fanout.v1.NodeReport
-	10, // 21: fanout.v1.Aggregator.Status:input_type -> fanout.v1.StatusRequest
-	13, // 22: fanout.v1.Aggregator.Trip:input_type -> fanout.v1.ManualRequest
-	13, // 23: fanout.v1.Aggregator.Release:input_type -> fanout.v1.ManualRequest
-	9,  // 24: fanout.v1.Aggregator.Report:output_type -> fanout.v1.DirectiveSet
-	12, // 25: fanout.v1.Aggregator.Status:output_type -> fanout.v1.StatusResponse
-	14, // 26: fanout.v1.Aggregator.Trip:output_type -> fanout.v1.ManualResponse
-	14, // 27: fanout.v1.Aggregator.Release:output_type -> fanout.v1.ManualResponse
-	24, // [24:28] is the sub-list for method output_type
-	20, // [20:24] is the sub-list for method input_type
-	20, // [20:20] is the sub-list for extension type_name
-	20, // [20:20] is the sub-list for extension extendee
-	0,  // [0:20] is the sub-list for field type_name
+	3,  // 2: fanout.v1.WorkloadDelta.response_latency:type_name -> fanout.v1.LatencyHistogram
+	4,  // 3: fanout.v1.WorkloadDelta.outcomes:type_name -> fanout.v1.ConnOutcomes
+	18, // 4: fanout.v1.NodeReport.timestamp:type_name -> google.protobuf.Timestamp
+	19, // 5: fanout.v1.NodeReport.interval:type_name -> google.protobuf.Duration
+	2,  // 6: fanout.v1.NodeReport.pods:type_name -> fanout.v1.PodDelta
+	5,  // 7: fanout.v1.NodeReport.workloads:type_name -> fanout.v1.WorkloadDelta
+	6,  // 8: fanout.v1.NodeReport.blocked:type_name -> fanout.v1.BlockedEntry
+	8,  // 9: fanout.v1.NodeReport.health:type_name -> fanout.v1.AgentHealth
+	7,  // 10: fanout.v1.NodeReport.refused:type_name -> fanout.v1.Refusal
+	19, // 11: fanout.v1.Ramp.duration:type_name -> google.protobuf.Duration
+	19, // 12: fanout.v1.Ramp.jitter:type_name -> google.protobuf.Duration
+	0,  // 13: fanout.v1.Directive.action:type_name -> fanout.v1.Directive.Action
+	19, // 14: fanout.v1.Directive.ttl:type_name -> google.protobuf.Duration
+	10, // 15: fanout.v1.Directive.ramp:type_name -> fanout.v1.Ramp
+	18, // 16: fanout.v1.Directive.issued:type_name -> google.protobuf.Timestamp
+	11, // 17: fanout.v1.DirectiveSet.directives:type_name -> fanout.v1.Directive
+	18, // 18: fanout.v1.DirectiveSet.sent:type_name -> google.protobuf.Timestamp
+	14, // 19: fanout.v1.StatusResponse.workloads:type_name -> fanout.v1.WorkloadStatus
+	11, // 20: fanout.v1.StatusResponse.directives:type_name -> fanout.v1.Directive
+	18, // 21: fanout.v1.StatusResponse.window:type_name -> google.protobuf.Timestamp
+	19, // 22: fanout.v1.ManualRequest.ttl:type_name -> google.protobuf.Duration
+	9,  // 23: fanout.v1.Aggregator.Report:input_type -> fanout.v1.NodeReport
+	13, // 24: fanout.v1.Aggregator.Status:input_type -> fanout.v1.StatusRequest
+	16, // 25: fanout.v1.Aggregator.Trip:input_type -> fanout.v1.ManualRequest
+	16, // 26: fanout.v1.Aggregator.Release:input_type -> fanout.v1.ManualRequest
+	12, // 27: fanout.v1.Aggregator.Report:output_type -> fanout.v1.DirectiveSet
+	15, // 28: fanout.v1.Aggregator.Status:output_type -> fanout.v1.StatusResponse
+	17, // 29: fanout.v1.Aggregator.Trip:output_type -> fanout.v1.ManualResponse
+	17, // 30: fanout.v1.Aggregator.Release:output_type -> fanout.v1.ManualResponse
+	27, // [27:31] is the sub-list for method output_type
+	23, // [23:27] is the sub-list for method input_type
+	23, // [23:23] is the sub-list for extension type_name
+	23, // [23:23] is the sub-list for extension extendee
+	0,  // [0:23] is the sub-list for field type_name
 }
 
 func init() { file_fanout_proto_init() }
@@ -1323,7 +1613,7 @@ func file_fanout_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_fanout_proto_rawDesc), len(file_fanout_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   14,
+			NumMessages:   17,
 			NumExtensions: 0,
 			NumServices:   1,
 		},
