@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/fanoutdev/fanout/collector/enforce"
+	"github.com/fanoutdev/fanout/collector/pindir"
 	"github.com/fanoutdev/fanout/collector/probe"
 	"github.com/fanoutdev/fanout/collector/report"
 	"github.com/fanoutdev/fanout/internal/profiling"
@@ -78,7 +79,7 @@ func (c *config) validate() error {
 		errs = append(errs, errors.New("--node.name is required"))
 	}
 	if c.PinDir == "" {
-		c.PinDir = filepath.Join(probe.DefaultBPFFS, "fanout", c.NodeName)
+		c.PinDir = pindir.ForInstance(c.NodeName)
 	}
 	if !filepath.IsAbs(c.PinDir) {
 		errs = append(errs, fmt.Errorf("--bpf.pin-dir %q: must be absolute", c.PinDir))

@@ -11,7 +11,6 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
-	"path/filepath"
 	"syscall"
 	"time"
 
@@ -30,6 +29,7 @@ import (
 	"github.com/fanoutdev/fanout/collector/enforce"
 	"github.com/fanoutdev/fanout/collector/identity"
 	"github.com/fanoutdev/fanout/collector/metrics"
+	"github.com/fanoutdev/fanout/collector/pindir"
 	"github.com/fanoutdev/fanout/collector/probe"
 	"github.com/fanoutdev/fanout/collector/report"
 	"github.com/fanoutdev/fanout/collector/uplink"
@@ -66,7 +66,7 @@ func newLogger(level string) *slog.Logger {
 
 func run(ctx context.Context, cfg *config, logger *slog.Logger) error {
 	if cfg.Uninstall {
-		if err := uninstall(cfg.PinDir); err != nil {
+		if err := pindir.Uninstall(cfg.PinDir); err != nil {
 			return fmt.Errorf("uninstall: %w", err)
 		}
 		logger.Info("instance uninstalled", "pin_dir", cfg.PinDir)
@@ -244,21 +244,6 @@ func logSnapshots(ctx context.Context, ch <-chan agent.Snapshot, logger *slog.Lo
 			}
 		}
 	}
-}
-
-// uninstall removes the whole instance: traffic probe links and maps, kill-switch links, the shared block list and
-// the pin dir. Counting and blocking on this node stop.
-func uninstall(pinDir string) error {
-	errs := []error{probe.Uninstall(pinDir), enforce.Uninstall(pinDir)}
-	for _, name := range []string{"blocked", "blocked_active"} {
-		if err := os.Remove(filepath.Join(pinDir, name)); err != nil && !errors.Is(err, os.ErrNotExist) {
-			errs = append(errs, err)
-		}
-	}
-	if err := os.Remove(pinDir); err != nil && !errors.Is(err, os.ErrNotExist) {
-		errs = append(errs, err)
-	}
-	return errors.Join(errs...)
 }
 
 func kubeClient(kubeconfig string) (kubernetes.Interface, error) {
