@@ -94,6 +94,9 @@ func parseFlags(args []string, stderr io.Writer) (Config, error) {
 	if fs.NArg() > 0 {
 		return cfg, fmt.Errorf("unexpected arguments %q", fs.Args())
 	}
+	if err := cfg.Engine.Switch.Validate(); err != nil {
+		return cfg, err
+	}
 	if cfg.AgentTokenFile == "" && cfg.TLSClientCA == "" {
 		return cfg, errors.New("agents must authenticate: set --auth.agent-token-file and/or --tls.client-ca")
 	}
