@@ -148,6 +148,7 @@ func (p *PromSource) queries() []promQuery {
 		{expr: byLevel(MetricNominalSeats + lvl), perLevel: true, set: func(_ *Reading, lv *LevelReading, _, v float64) { lv.NominalSeats = v }},
 		{expr: byLevel(MetricInqueue + lvl), perLevel: true, set: func(_ *Reading, lv *LevelReading, _, v float64) { lv.Inqueue = v }},
 		{expr: byLevel("increase(" + MetricRejected + lvl + w + ")"), perLevel: true, set: func(_ *Reading, lv *LevelReading, _, v float64) { lv.Rejected = v }},
+		{expr: byInst(MetricRejected + lvl), set: func(r *Reading, _ *LevelReading, _, v float64) { r.RejectedTotal = v }},
 		{expr: byLevel("increase(" + MetricWaitDuration + "_count" + exec + w + ")"), perLevel: true, set: func(_ *Reading, lv *LevelReading, _, v float64) { lv.WaitCount = v }},
 		{expr: byLevel("increase(" + MetricWaitDuration + "_sum" + exec + w + ")"), perLevel: true, set: func(_ *Reading, lv *LevelReading, _, v float64) { lv.WaitSum = v }},
 		{expr: byLe("increase(" + MetricWaitDuration + "_bucket" + exec + w + ")"), perBucket: true, set: func(r *Reading, _ *LevelReading, le, v float64) { r.Wait = setBucket(r.Wait, le, v) }},

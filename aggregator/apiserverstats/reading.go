@@ -28,8 +28,8 @@ type Reading struct {
 	// Deltas is false for a replica's first reading and after a counter reset (a restarted API server): the
 	// gauges are valid, the deltas below are zero.
 	Deltas bool
-	// Rejected requests (all reasons) over the interval.
-	Rejected float64
+	// Rejected requests (all reasons) over the interval; RejectedTotal is the cumulative counter.
+	Rejected, RejectedTotal float64
 	// Wait is the flow-control queue wait of executed requests; Latency is apiserver_request_duration_seconds over
 	// every non-long-running verb.
 	Wait, Latency Histogram
@@ -62,6 +62,7 @@ func NewReading(replica string, now time.Time, cur *Page, prevAt time.Time, prev
 			r.NominalSeats += lv.NominalSeats
 		}
 		r.Inqueue += lv.Inqueue
+		r.RejectedTotal += lv.Rejected
 		if prev != nil {
 			// A level new since the previous page counts from zero.
 			var pw Histogram
