@@ -54,7 +54,8 @@ func parseFlags(args []string) (*config, error) {
 	fs.StringVar(&c.Kubeconfig, "kubeconfig", "", "kubeconfig for the pod informer (default: in-cluster; without an API server the agent keeps counting)")
 	fs.StringVar(&c.PodLogsDir, "pod-logs.dir", "/var/log/pods", "kubelet pod log dir (identity fallback without API server)")
 	fs.DurationVar(&c.InformerJitter, "informer.start-jitter", 5*time.Second, "random delay before the pod informer's first LIST")
-	fs.StringVar(&c.ListenAddress, "web.listen-address", ":9810", "address for /metrics and /healthz")
+	fs.StringVar(&c.ListenAddress, "web.listen-address", "127.0.0.1:9810",
+		"address for /metrics and /healthz (default loopback only; the chart passes the pod's address, [$(POD_IP)]:9810)")
 	fs.DurationVar(&c.Interval, "interval", time.Second, "counter read and report interval")
 	fs.StringVar(&c.LogLevel, "log.level", "info", "debug, info, warn or error")
 	fs.BoolVar(&c.ConfigCheck, "config.check", false, "validate the configuration and exit")

@@ -23,6 +23,8 @@ type Config struct {
 	TokenFile string
 	// TLS: CAFile enables TLS; CertFile/KeyFile add a client certificate (mTLS); ServerName overrides verification.
 	CAFile, CertFile, KeyFile, ServerName string
+	// Insecure allows sending the bearer token without TLS (no CAFile): anyone on the path can read it.
+	Insecure bool
 	Merge                                 string
 	Buffer                                int
 	BackoffMin, BackoffMax                time.Duration
@@ -52,6 +54,7 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.StringVar(&c.CertFile, "aggregator.cert-file", c.CertFile, "client certificate for mTLS (CN = node name)")
 	fs.StringVar(&c.KeyFile, "aggregator.key-file", c.KeyFile, "client key for mTLS")
 	fs.StringVar(&c.ServerName, "aggregator.server-name", c.ServerName, "TLS server name to verify (default: the address host)")
+	fs.BoolVar(&c.Insecure, "insecure", c.Insecure, "send the --aggregator.token-file token over plaintext gRPC (no --aggregator.ca-file): anyone on the path can read and replay it")
 	fs.StringVar(&c.Merge, "aggregator.merge", c.Merge, "how replicas' directives combine: any or majority")
 	fs.IntVar(&c.Buffer, "aggregator.buffer", c.Buffer, "reports buffered per replica while disconnected (oldest dropped)")
 	fs.DurationVar(&c.BackoffMin, "aggregator.backoff-min", c.BackoffMin, "first reconnect delay")
@@ -77,6 +80,13 @@ func (c *Config) validate() error {
 	}
 	if (c.CertFile == "") != (c.KeyFile == "") {
 		return fmt.Errorf("cert-file and key-file go together")
+	}
+	if c.CertFile != "" && c.CAFile == "" {
+		return fmt.Errorf("--aggregator.cert-file needs --aggregator.ca-file (a client certificate is only sent over TLS)")
+	}
+	if c.TokenFile != "" && c.CAFile == "" && !c.Insecure {
+		return fmt.Errorf("--aggregator.token-file without --aggregator.ca-file would send the token in plaintext; " +
+			"set --aggregator.ca-file (TLS), or pass --insecure to accept that")
 	}
 	return nil
 }
