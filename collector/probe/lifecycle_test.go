@@ -16,7 +16,7 @@ func TestLifecycleCloseRestartUninstall(t *testing.T) {
 	}
 	root, _ := makeCgroup(t, mnt, fmt.Sprintf("fanout-test-%d-life", os.Getpid()))
 	pin := testPinDir(t)
-	cfg := Config{PinDir: pin, CgroupPath: root}
+	cfg := Config{PinDir: pin, CgroupPath: root, Mode: ModeSKB}
 	p1, err := New(cfg, nil)
 	if err != nil {
 		t.Fatal(err)
@@ -52,7 +52,7 @@ func TestLifecycleCloseRestartUninstall(t *testing.T) {
 	p2.Close()
 
 	// An upgrade that changes a map's layout replaces the incompatible pin.
-	p3, err := New(Config{PinDir: pin, CgroupPath: root, MaxCgroups: 1024}, nil)
+	p3, err := New(Config{PinDir: pin, CgroupPath: root, MaxCgroups: 1024, Mode: ModeSKB}, nil)
 	if err != nil {
 		t.Fatalf("New with incompatible pinned map: %v", err)
 	}
