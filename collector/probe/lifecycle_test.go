@@ -34,7 +34,8 @@ func TestLifecycleCloseRestartUninstall(t *testing.T) {
 	if err := p1.SetEndpoints(nil); err == nil {
 		t.Fatal("SetEndpoints after Close succeeded")
 	}
-	for _, name := range append([]string{"link_traffic_egress", "link_traffic_connect6"}, ownMapPins...) {
+	for _, name := range []string{"link_traffic_egress", "link_traffic_connect6", "traffic_counters", "traffic_stats",
+		"api_endpoints", "api_filter", "api_socks"} {
 		if _, err := os.Stat(filepath.Join(pin, name)); err != nil {
 			t.Fatalf("pin %s gone after Close: %v", name, err)
 		}
