@@ -47,7 +47,10 @@ func TestMain(m *testing.M) {
 		os.Exit(httpClientMain())
 	}
 	if addr := os.Getenv(dialEnv); addr != "" {
-		dialMain(addr)
+		n, _ := strconv.Atoi(os.Getenv(dialEnv + "_N"))
+		for range max(n, 1) {
+			dialMain(addr)
+		}
 		os.Exit(0)
 	}
 	os.Exit(m.Run())

@@ -120,16 +120,18 @@ func TestSockopsLatencyHistogram(t *testing.T) {
 		if h.Responses() < n {
 			t.Errorf("delay %v: %d responses observed, want >= %d", d, h.Responses(), n)
 		}
-		// The right bucket, or the neighbour when the client's median lies within 20% of the boundary between them.
-		if got != want {
-			lo, hi := int64(1)<<want, int64(1)<<(want+1)
-			near := (got == want-1 && float64(clientMed) < 1.2*float64(lo)) ||
-				(got == want+1 && float64(clientMed) > float64(hi)/1.2)
-			if !near {
-				t.Errorf("delay %v: kernel median in bucket %d ([%d,%d) us), client median %d us (bucket %d)",
-					d, got, int64(1)<<got, int64(1)<<(got+1), clientMed, want)
-			}
+		// The right bucket: the delay's (a 0 ms delay: below 1 ms, loopback plus TLS), or a neighbour whose range
+		// comes within 20% of the delay.
+		lo, hi := int64(1)<<got, int64(1)<<(got+1)
+		dus := d.Microseconds()
+		ok := got >= 0 && hi <= 1024
+		if d > 0 {
+			ok = got == bucketOf(dus) || (float64(hi) >= 0.8*float64(dus) && float64(lo) <= 1.2*float64(dus))
 		}
+		if !ok {
+			t.Errorf("delay %v: kernel median in bucket %d ([%d,%d) us); client median TTFB %d us", d, got, lo, hi, clientMed)
+		}
+		_ = want
 		if h.FailedConnects != 0 || h.Resets != 0 {
 			t.Errorf("delay %v: outcomes %+v on healthy connections", d, h)
 		}
@@ -217,5 +219,73 @@ func TestSockopsFailedConnects(t *testing.T) {
 	}
 	if h := hs[idHole]; h.FailedConnects != 1 || h.ConnectTimeouts != 1 || cs[idHole].Connects != 1 {
 		t.Errorf("black hole: %+v, connects %d; want 1 failed connect that timed out", h, cs[idHole].Connects)
+	}
+}
+
+// A full counter map loses no counts: cgroups that find it full are counted in the overflow bucket (issue 10,
+// finding 8: with the LRU map, 4 entries and 10 pods counted 36 of 60 connects). Both designs.
+func TestFullCounterMapOverflows(t *testing.T) {
+	requirePrivileged(t)
+	mnt, err := cgroup2Mount()
+	if err != nil {
+		t.Fatal(err)
+	}
+	l, err := net.Listen("tcp4", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	go func() {
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			c.Close()
+		}
+	}()
+	for _, mode := range []Mode{ModeSockops, ModeSKB} {
+		t.Run(string(mode), func(t *testing.T) {
+			root, _ := makeCgroup(t, mnt, fmt.Sprintf("fanout-test-%d-full-%s", os.Getpid(), mode))
+			p := newTestProbe(t, Config{CgroupPath: root, Mode: mode, MaxCgroups: 4})
+			if err := p.SetEndpoints([]Endpoint{addrPort(t, l.Addr().String())}); err != nil {
+				t.Fatal(err)
+			}
+			const pods, per = 10, 6
+			for i := range pods {
+				dir, _ := makeCgroup(t, root, fmt.Sprintf("pod%d", i))
+				cg, err := os.Open(dir)
+				if err != nil {
+					t.Fatal(err)
+				}
+				cmd := exec.Command(os.Args[0], "-test.run=^$")
+				cmd.Env = append(os.Environ(), dialEnv+"="+l.Addr().String(), fmt.Sprintf("%s_N=%d", dialEnv, per))
+				cmd.SysProcAttr = &syscall.SysProcAttr{UseCgroupFD: true, CgroupFD: int(cg.Fd())}
+				err = cmd.Run()
+				cg.Close()
+				if err != nil {
+					t.Fatal(err)
+				}
+			}
+			got, err := p.ReadCounters()
+			if err != nil {
+				t.Fatal(err)
+			}
+			var sum uint64
+			for _, c := range got {
+				sum += c.Connects
+			}
+			pr, err := p.Pressure()
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Logf("%d keys, overflow %+v, pressure %+v", len(got), got[OverflowCgroup], pr[0])
+			if sum != pods*per {
+				t.Errorf("connects counted %d, want %d", sum, pods*per)
+			}
+			if got[OverflowCgroup].Connects == 0 || pr[0].Full == 0 {
+				t.Errorf("overflow bucket %+v, failed inserts %d: want both > 0", got[OverflowCgroup], pr[0].Full)
+			}
+		})
 	}
 }
