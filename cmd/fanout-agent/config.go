@@ -24,7 +24,8 @@ type config struct {
 	Kubeconfig        string
 	ListenAddress     string
 	Interval          time.Duration
-	MaxCgroups        uint
+	MaxCgroups        uint // 0 = from the node's pod capacity
+	ProbeMode         probe.Mode
 	PodLogsDir        string
 	InformerJitter    time.Duration
 	LogLevel          string
@@ -37,6 +38,7 @@ type config struct {
 	Report            report.Config // aggregator replicas; no addresses = count and export only
 
 	endpoints []probe.Endpoint
+	probeMode string
 }
 
 func parseFlags(args []string) (*config, error) {
@@ -49,7 +51,8 @@ func parseFlags(args []string) (*config, error) {
 	fs.StringVar(&c.NodeName, "node.name", host, "this node's name (pod informer scope, report identity); default $NODE_NAME or the hostname")
 	fs.StringVar(&c.CgroupRoot, "cgroup.root", "", "cgroup2 directory to attach at (default: kubepods.slice or kubepods under the cgroup2 mount)")
 	fs.StringVar(&c.PinDir, "bpf.pin-dir", "", "instance pin dir for maps and links (default /sys/fs/bpf/fanout/<node.name>)")
-	fs.UintVar(&c.MaxCgroups, "bpf.max-cgroups", 16384, "capacity of the per-cgroup counter map")
+	fs.UintVar(&c.MaxCgroups, "bpf.max-cgroups", 0, "capacity of the per-cgroup counter map (0 = from the node's pod capacity, 16384 when unknown)")
+	fs.StringVar(&c.probeMode, "probe.mode", "auto", "traffic probe design: auto (sockops when the kernel supports it), sockops, or cgroup_skb")
 	fs.StringVar(&c.APIEndpoints, "api.endpoints", "", "static API-server endpoints, comma separated ip[:port] ([v6]:port); no port = any port")
 	fs.StringVar(&c.Kubeconfig, "kubeconfig", "", "kubeconfig for the pod informer (default: in-cluster; without an API server the agent keeps counting)")
 	fs.StringVar(&c.PodLogsDir, "pod-logs.dir", "/var/log/pods", "kubelet pod log dir (identity fallback without API server)")
@@ -98,7 +101,10 @@ func (c *config) validate() error {
 	if c.Interval < 100*time.Millisecond {
 		errs = append(errs, fmt.Errorf("--interval %s: must be at least 100ms", c.Interval))
 	}
-	if c.MaxCgroups == 0 || c.MaxCgroups > 1<<22 {
+	if c.ProbeMode, err = probe.ParseMode(c.probeMode); err != nil {
+		errs = append(errs, fmt.Errorf("--probe.mode: %w", err))
+	}
+	if c.MaxCgroups > 1<<22 {
 		errs = append(errs, fmt.Errorf("--bpf.max-cgroups %d: out of range", c.MaxCgroups))
 	}
 	if c.Kubeconfig != "" {

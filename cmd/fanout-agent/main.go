@@ -88,17 +88,19 @@ func run(ctx context.Context, cfg *config, logger *slog.Logger) error {
 			return err
 		}
 	}
-	p, err := probe.New(probe.Config{PinDir: cfg.PinDir, CgroupPath: root, MaxCgroups: uint32(cfg.MaxCgroups)}, logger)
-	if err != nil {
-		return fmt.Errorf("start probe: %w", err)
-	}
-	defer p.Close() // pins stay: counting and blocking continue while the agent restarts
-	logger.Info("probe attached", "cgroup", root, "pin_dir", cfg.PinDir)
-
 	client, err := kubeClient(cfg.Kubeconfig)
 	if err != nil {
 		logger.Warn("no API server client; identities come from the pod log dir", "err", err)
 	}
+	p, err := probe.New(probe.Config{PinDir: cfg.PinDir, CgroupPath: root,
+		MaxCgroups: counterMapSize(ctx, cfg.MaxCgroups, client, cfg.NodeName, logger),
+		Mode: cfg.ProbeMode}, logger)
+	if err != nil {
+		return fmt.Errorf("start probe: %w", err)
+	}
+	defer p.Close() // pins stay: counting and blocking continue while the agent restarts
+	logger.Info("probe attached", "cgroup", root, "pin_dir", cfg.PinDir, "mode", p.Mode())
+
 	// API-server endpoints: the static seed (flags, in-cluster env) at once, then the default/kubernetes Service and
 	// its EndpointSlices as they change. Without an API server the seed (and whatever is pinned) stays in force.
 	seed := make([]apiendpoints.Endpoint, 0, len(cfg.endpoints))
@@ -141,7 +143,7 @@ func run(ctx context.Context, cfg *config, logger *slog.Logger) error {
 		cgroups.NewResolver(mount, root), ids, logger)
 
 	reg := prometheus.NewRegistry()
-	reg.MustRegister(metrics.New(ag, logger), metrics.BuildInfo(version),
+	reg.MustRegister(metrics.New(ag, logger), metrics.NewProbeCollector(ag, logger), metrics.BuildInfo(version),
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 
 	// The kill switch works from pinned state and the cgroup tree alone: no API server, no aggregator needed to

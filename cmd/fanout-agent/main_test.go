@@ -133,7 +133,7 @@ func TestAgentEndToEnd(t *testing.T) {
 			t.Errorf("agent run: %v", err)
 		}
 		// Pins survive the agent; --uninstall removes them.
-		if _, err := os.Stat(filepath.Join(pinDir, "link_traffic_egress")); err != nil {
+		if _, err := os.Stat(filepath.Join(pinDir, "link_traffic_connect4")); err != nil {
 			t.Errorf("link pin gone after shutdown: %v", err)
 		}
 		cfg.Uninstall = true
