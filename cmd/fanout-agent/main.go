@@ -176,7 +176,8 @@ func run(ctx context.Context, cfg *config, logger *slog.Logger) error {
 		}
 	}
 	mux := http.NewServeMux()
-	mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
+	// ContinueOnError: one failing collector must not take every other metric (the kill switch's) dark.
+	mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg, ErrorHandling: promhttp.ContinueOnError}))
 	mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) {
 		if last := ag.LastTick(); time.Since(last) > 5*cfg.Interval+time.Second {
 			http.Error(w, fmt.Sprintf("counters not read since %s", last.Format(time.RFC3339)), http.StatusServiceUnavailable)

@@ -300,7 +300,7 @@ func (a *Agent) MetricsState(context.Context) (metrics.State, error) {
 	defer a.mu.Unlock()
 	var st metrics.State
 	for _, t := range a.podTotal {
-		st.Pods = append(st.Pods, metrics.PodCounters{Namespace: t.Namespace, Pod: t.Pod, Workload: t.Workload,
+		st.Pods = append(st.Pods, metrics.PodCounters{UID: t.UID, Namespace: t.Namespace, Pod: t.Pod, Workload: t.Workload,
 			Connects: t.Connects, Requests: t.Requests, TxBytes: t.TxBytes, RxBytes: t.RxBytes, Packets: t.Packets})
 	}
 	for w, t := range a.wlTotal {
