@@ -233,7 +233,7 @@ func TestConfigCheckValidatesAggregatorSettings(t *testing.T) {
 	if err := os.WriteFile(tok, []byte("agent-token-0123456789\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	base := []string{"--node.name=n1", "--aggregator.address=127.0.0.1:9401"}
+	base := []string{"--node.name=n1", "--aggregator.address=127.0.0.1:9401", "--insecure"}
 	if _, err := parseFlags(append(base, "--aggregator.token-file="+tok)); err != nil {
 		t.Fatalf("valid aggregator settings rejected: %v", err)
 	}

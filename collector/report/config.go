@@ -106,11 +106,18 @@ func readToken(path string) (string, error) {
 	return tok, nil
 }
 
-// Check validates the configuration and reads the token file, as New would: for an agent's --config.check.
+// Check validates the configuration and reads the token and TLS files, as New would: for an agent's --config.check.
 func (c *Config) Check() error {
 	if err := c.validate(); err != nil {
 		return err
 	}
-	_, err := readToken(c.TokenFile)
-	return err
+	if _, err := readToken(c.TokenFile); err != nil {
+		return err
+	}
+	if c.CAFile != "" {
+		if _, err := clientTLS(*c); err != nil {
+			return err
+		}
+	}
+	return nil
 }
