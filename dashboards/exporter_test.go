@@ -90,6 +90,25 @@ func newFakeFleet(t *testing.T) *fakeFleet {
 	counter(f.aggregator, "fanout_decisions_total", []string{"action", "workload"},
 		[]string{"alert", testWorkloads[0]}, []string{"trip", testWorkloads[0]})
 	gauge(f.aggregator, "fanout_apiserver_utilization_ratio", nil, []string{}).WithLabelValues().Set(0.85)
+	capacity := gauge(f.aggregator, "fanout_headroom_capacity", []string{"unit", "source"})
+	capacity.WithLabelValues("requests_per_second", "learned").Set(420)
+	capacity.WithLabelValues("rx_bytes_per_second", "learned").Set(1.1e8)
+	util := gauge(f.aggregator, "fanout_headroom_utilization_ratio", []string{"source"})
+	for _, s := range []string{"seats", "latency", "nodes", "used"} {
+		util.WithLabelValues(s).Set(0.6)
+	}
+	gauge(f.aggregator, "fanout_headroom_confidence", nil, []string{}).WithLabelValues().Set(0.8)
+	gauge(f.aggregator, "fanout_headroom_fit_samples", nil, []string{}).WithLabelValues().Set(40)
+	gauge(f.aggregator, "fanout_headroom_apiserver_fresh", nil, []string{})
+	gauge(f.aggregator, "fanout_headroom_known", nil, []string{})
+	gauge(f.aggregator, "fanout_headroom_scrape_success", []string{"replica"}, []string{"10.0.0.1:6443"})
+	gauge(f.aggregator, "fanout_headroom_scrape_duration_seconds", []string{"replica"}, []string{"10.0.0.1:6443"}).WithLabelValues("10.0.0.1:6443").Set(0.03)
+	counter(f.aggregator, "fanout_headroom_scrape_failures_total", []string{"replica"}, []string{"10.0.0.1:6443"})
+	gauge(f.aggregator, "fanout_headroom_scrape_body_bytes", []string{"replica"}, []string{"10.0.0.1:6443"})
+	gauge(f.aggregator, "fanout_placement_objects", []string{"kind"}, []string{"workload"}, []string{"hpa"})
+	counter(f.aggregator, "fanout_placement_dropped_total", nil, []string{})
+	gauge(f.aggregator, "fanout_placement_synced", nil, []string{})
+	gauge(f.aggregator, "fanout_workload_release_held", []string{"workload"}, wl[0])
 	for _, reg := range []*prometheus.Registry{f.agent, f.aggregator} {
 		b := prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "fanout_build_info", Help: "build"}, []string{"version"})
 		reg.MustRegister(b)

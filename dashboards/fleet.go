@@ -32,6 +32,19 @@ func Fleet() (dashboard.Dashboard, error) {
 			`topk(10, max by (workload) (fanout_workload_fleet_connects_per_second{`+WorkloadFilter+`}))`, "{{workload}}")).
 		WithPanel(series("Agent-counted request rate by workload", "Sum over all agents' per-workload request counters (Prometheus view, top 10).", "reqps",
 			`topk(10, sum by (workload) (rate(fanout_workload_api_requests_total{`+WorkloadFilter+`}[$__rate_interval])))`, "{{workload}}")).
+		WithRow(dashboard.NewRowBuilder("API server headroom (learned)")).
+		WithPanel(series("Learned capacity: requests", "API server capacity in fleet requests/s, learned from its flow-control telemetry against fanout's load (or told by flag).", "reqps",
+			`max by (source) (fanout_headroom_capacity{unit="requests_per_second"})`, "{{source}}")).
+		WithPanel(series("Learned capacity: response bytes", "API server capacity in fleet response bytes/s, learned (or told by flag).", "Bps",
+			`max by (source) (fanout_headroom_capacity{unit="rx_bytes_per_second"})`, "{{source}}")).
+		WithPanel(series("API server utilization by signal", "Seats executing over the nominal limit (seats), latency against its baseline (latency), the nodes' view (nodes), and the one in use (used).", "percentunit",
+			`max by (source) (fanout_headroom_utilization_ratio) >= 0`, "{{source}}")).
+		WithPanel(series("Headroom confidence", "Confidence in the learned capacity (0..1).", "percentunit",
+			`max(fanout_headroom_confidence)`, "confidence")).
+		WithPanel(series("API server metrics scrape", "Duration of the aggregator's last read of each API server replica's /metrics (absent: not configured); failures show as gaps in success.", "s",
+			`max by (replica) (fanout_headroom_scrape_duration_seconds)`, "{{replica}}")).
+		WithPanel(series("API server metrics scrape failures", "Failed reads of each replica's flow-control metrics per second.", "short",
+			`sum by (replica) (rate(fanout_headroom_scrape_failures_total[$__rate_interval]))`, "{{replica}}")).
 		WithRow(dashboard.NewRowBuilder("Detection and kill switch")).
 		WithPanel(series("Synchronized nodes by workload", "Nodes on which the workload surges in the same window.", "short",
 			`max by (workload) (fanout_workload_synchronized_nodes{`+WorkloadFilter+`})`, "{{workload}}")).

@@ -213,12 +213,12 @@ func (w *Watcher) applyHPA(h *autoscalingv2.HorizontalPodAutoscaler, deleted boo
 		ref := h.Spec.ScaleTargetRef
 		w.hpas[key] = hpaTarget{workload: ref.Kind + "/" + h.Namespace + "/" + ref.Name, max: h.Spec.MaxReplicas}
 	}
-	// Recompute the largest maxReplicas of the targets touched (a few HPAs per namespace at most).
-	for _, wl := range []string{old.workload, w.hpas[key].workload} {
-		if wl == "" || (had && wl == old.workload && !deleted && wl == w.hpas[key].workload && false) {
-			continue
-		}
-		w.recomputeHPA(wl)
+	// Recompute the largest maxReplicas of the targets touched (the old target when the HPA moved or went away).
+	if had {
+		w.recomputeHPA(old.workload)
+	}
+	if t, ok := w.hpas[key]; ok && t.workload != old.workload {
+		w.recomputeHPA(t.workload)
 	}
 }
 
