@@ -59,9 +59,9 @@ type Guard struct {
 	aggregatorMetrics string
 	series            []incident.MetricSeries
 	seriesIdx         map[string]int
-	auditPath      string
-	adminTokenFile string
-	agents         []*agentProc
+	auditPath         string
+	adminTokenFile    string
+	agents            []*agentProc
 
 	mu     sync.Mutex
 	events []incident.Event

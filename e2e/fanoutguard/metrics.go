@@ -13,8 +13,8 @@ import (
 )
 
 // recordedPrefixes are the aggregator's metrics the guard records over time: its view of the API server (utilization
-// per source, learned capacity, confidence). The report plots them.
-var recordedPrefixes = []string{"fanout_apiserver_", "fanout_headroom_"}
+// per source, learned capacity, confidence) and the fleet rates it measured. The report plots the first two.
+var recordedPrefixes = []string{"fanout_apiserver_", "fanout_headroom_", "fanout_workload_fleet_requests_per_second", "fanout_workload_fleet_rx_bytes_per_second"}
 
 // maxSeries bounds what one run records, whatever the aggregator exposes.
 const maxSeries = 64

@@ -165,8 +165,8 @@ type Env struct {
 	// the workload kinds (placement); AggregatorKubeconfig its kubeconfig, AggregatorTokenFile its bearer token and
 	// CAFile the API server's CA (PEM), for flags that take files.
 	AggregatorUser, AggregatorKubeconfig, AggregatorTokenFile, CAFile string
-	WorkDir                                                          string
-	Logger                     *slog.Logger
+	WorkDir                                                           string
+	Logger                                                            *slog.Logger
 }
 
 // Event is one thing fanout did, as the guard reports it.

@@ -118,7 +118,7 @@ func Run(ctx context.Context, cfg Config) (res *Result, err error) {
 		if env.AgentKubeconfig, err = cp.WriteKubeconfig(agentUsers[0]); err != nil {
 			return nil, err
 		}
-		if err := aggregatorFiles(cp, env); err != nil {
+		if err := AggregatorFiles(cp, env); err != nil {
 			return nil, err
 		}
 		live(cfg, "starting fanout: an agent per node, one aggregator")
@@ -320,29 +320,41 @@ func setup(ctx context.Context, admin kubernetes.Interface, cfg Config, agentUse
 		return err
 	}
 	// What a fanout agent reads: its node's pods (node-scoped informer), the API server's endpoints, nodes.
-	if err := fleet.GrantRules(ctx, admin, "fanout-agent", []rbacv1.PolicyRule{
-		{APIGroups: []string{""}, Resources: []string{"pods", "nodes", "services", "endpoints", "namespaces"}, Verbs: []string{"get", "list", "watch"}},
-		{APIGroups: []string{"discovery.k8s.io"}, Resources: []string{"endpointslices"}, Verbs: []string{"get", "list", "watch"}},
-		{APIGroups: []string{"apps"}, Resources: []string{"replicasets", "daemonsets", "deployments", "statefulsets"}, Verbs: []string{"get", "list", "watch"}},
-		{APIGroups: []string{"batch"}, Resources: []string{"jobs", "cronjobs"}, Verbs: []string{"get", "list", "watch"}},
-		{APIGroups: []string{""}, Resources: []string{"events"}, Verbs: []string{"create", "patch"}},
-	}, agentUsers...); err != nil {
+	if err := fleet.GrantRules(ctx, admin, "fanout-agent", AgentRules(), agentUsers...); err != nil {
 		return err
 	}
 	// What the aggregator reads: the API server's /metrics (headroom signals) and the workload kinds' desired sizes
 	// (full placement).
-	if err := fleet.GrantRules(ctx, admin, "fanout-aggregator", []rbacv1.PolicyRule{
-		{NonResourceURLs: []string{"/metrics"}, Verbs: []string{"get"}},
-		{APIGroups: []string{"apps"}, Resources: []string{"daemonsets", "deployments", "replicasets", "statefulsets"}, Verbs: []string{"get", "list", "watch"}},
-		{APIGroups: []string{"autoscaling"}, Resources: []string{"horizontalpodautoscalers"}, Verbs: []string{"get", "list", "watch"}},
-	}, AggregatorUser); err != nil {
+	if err := fleet.GrantRules(ctx, admin, "fanout-aggregator", AggregatorRules(), AggregatorUser); err != nil {
 		return err
 	}
 	return fleet.Seed(ctx, admin, fleet.SeedConfig{Namespace: seedNS, Pods: cfg.SeedPods})
 }
 
-// aggregatorFiles writes the aggregator user's kubeconfig, token file and the API server's CA into env.
-func aggregatorFiles(cp *harness.ControlPlane, env *Env) error {
+// AgentRules is what a fanout agent reads: its node's pods (node-scoped informer), the API server's endpoints, nodes,
+// the owners that name a workload.
+func AgentRules() []rbacv1.PolicyRule {
+	return []rbacv1.PolicyRule{
+		{APIGroups: []string{""}, Resources: []string{"pods", "nodes", "services", "endpoints", "namespaces"}, Verbs: []string{"get", "list", "watch"}},
+		{APIGroups: []string{"discovery.k8s.io"}, Resources: []string{"endpointslices"}, Verbs: []string{"get", "list", "watch"}},
+		{APIGroups: []string{"apps"}, Resources: []string{"replicasets", "daemonsets", "deployments", "statefulsets"}, Verbs: []string{"get", "list", "watch"}},
+		{APIGroups: []string{"batch"}, Resources: []string{"jobs", "cronjobs"}, Verbs: []string{"get", "list", "watch"}},
+		{APIGroups: []string{""}, Resources: []string{"events"}, Verbs: []string{"create", "patch"}},
+	}
+}
+
+// AggregatorRules is what the aggregator reads: the API server's /metrics (headroom signals) and the workload kinds'
+// desired sizes (full placement).
+func AggregatorRules() []rbacv1.PolicyRule {
+	return []rbacv1.PolicyRule{
+		{NonResourceURLs: []string{"/metrics"}, Verbs: []string{"get"}},
+		{APIGroups: []string{"apps"}, Resources: []string{"daemonsets", "deployments", "replicasets", "statefulsets"}, Verbs: []string{"get", "list", "watch"}},
+		{APIGroups: []string{"autoscaling"}, Resources: []string{"horizontalpodautoscalers"}, Verbs: []string{"get", "list", "watch"}},
+	}
+}
+
+// AggregatorFiles writes the aggregator user's kubeconfig, token file and the API server's CA into env.
+func AggregatorFiles(cp *harness.ControlPlane, env *Env) error {
 	var err error
 	env.AggregatorUser = AggregatorUser
 	if env.AggregatorKubeconfig, err = cp.WriteKubeconfig(AggregatorUser); err != nil {
