@@ -2,15 +2,18 @@
 GO ?= go
 export FANOUT_REQUIRE_PRIVILEGED ?= $(shell [ "$$(id -u)" = 0 ] && echo 1 || echo 0)
 
-.PHONY: help demo test test-unit generate generate-check build bench bench-probe bench-aggregator lint
+.PHONY: help deps demo test test-unit generate generate-check build bench bench-probe bench-aggregator lint
 
 help: ## list targets
 	@grep -hE '^[a-zA-Z0-9_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
 
+deps: ## check the machine (root, kernel BTF >= 5.8, cgroup v2, bpffs) and apt-get install missing tools; demo, test and generate run it
+	@tools/ensure-deps
+
 build: ## build all binaries into bin/
 	$(GO) build -o bin/ ./cmd/...
 
-generate: ## regenerate bpf2go and protobuf output (needs clang, bpftool, protoc)
+generate: deps ## regenerate bpf2go and protobuf output (needs clang, bpftool, protoc)
 	$(GO) generate ./bpf/... ./api/...
 
 generate-check: generate ## fail if committed generated files are stale
@@ -19,7 +22,7 @@ generate-check: generate ## fail if committed generated files are stale
 test-unit: ## unprivileged tests only
 	FANOUT_REQUIRE_PRIVILEGED=0 $(GO) test -count=1 ./...
 
-test: ## all tests (privileged ones run, never skip, as root)
+test: deps e2e-bins ## all tests (privileged ones run, never skip, as root; installs what it needs, builds the control plane once)
 	$(GO) vet ./...
 	$(GO) test -count=1 -timeout 40m ./...
 
@@ -29,11 +32,11 @@ bench: bench-probe bench-aggregator ## benchmarks; results written to BENCHMARKS
 bench-probe: ## probe overhead per packet (root; interleaved A/B over loopback), section "Probe overhead" of BENCHMARKS.md
 	$(GO) run ./bench/probe -out BENCHMARKS.md
 
-demo: e2e-bins ## the main job: the December incident on a simulated fleet and a real kube-apiserver, dry-run vs armed (root; ~5 min); writes fanout-demo-report.html
+demo: deps e2e-bins ## the main job: the incident on a simulated fleet and a real kube-apiserver, dry-run vs armed (root); writes fanout-demo-report.html
 	$(GO) run ./e2e/cmd/fanout-demo
 
 .PHONY: e2e-bins
-e2e-bins: ## build (or find cached) etcd + kube-apiserver for e2e tests (~5 min cold; $FANOUT_K8S_BIN_DIR overrides)
+e2e-bins: ## build (or find cached) etcd + kube-apiserver for demo and tests (15-40 min the first time, cached in ~/.cache/fanout; $FANOUT_K8S_BIN_DIR overrides)
 	$(GO) run ./e2e/cmd/e2e-bins
 
 .PHONY: helm dashboards manifests alerts-test

@@ -56,6 +56,7 @@ type Result struct {
 type Detector struct {
 	cfg     Config
 	history map[fleet.WorkloadID]*podHistory
+	placer  Placement
 }
 
 const historyLen = 64
@@ -180,7 +181,10 @@ func (d *Detector) project(s *fleet.Snapshot, v *fleet.View, f *Finding, k, util
 	h.pods[slot], h.secs[slot] = v.Pods, s.Second
 
 	target := v.MaxPods
+	placed := d.fullPlacement(v.Name)
 	switch {
+	case placed > 0:
+		target = placed
 	case v.DesiredPods > 0:
 		target = v.DesiredPods
 	case v.Kind == "DaemonSet":

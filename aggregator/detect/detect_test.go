@@ -74,3 +74,31 @@ func TestFleetWideAndOverloadAttribution(t *testing.T) {
 		t.Fatalf("single surge: fleet-wide %v surge %v threat %v", res.FleetWide, res.Findings[0].Surge, res.Findings[0].Threat)
 	}
 }
+
+type fixedPlacement map[string]uint32
+
+func (p fixedPlacement) FullPlacement(w string) (uint32, bool) { n, ok := p[w]; return n, ok }
+
+// With the API server's placement, a DaemonSet's full placement is its desired pods, not the nodes reporting.
+func TestProjectionUsesPlacement(t *testing.T) {
+	cfg := DefaultConfig()
+	cfg.CapacityRequestsPerS, cfg.CapacityRxBytesPerS = 5000, 1e9
+	d := New(cfg)
+	d.SetPlacement(fixedPlacement{"DaemonSet/sec/scanner": 4000})
+	var res Result
+	ds := fleet.View{ID: 0, Name: "DaemonSet/sec/scanner", Kind: "DaemonSet", Pods: 50, MaxPods: 50, Nodes: 50,
+		Now: fleet.Counters{Requests: 50, RxBytes: 1e8}, CostRequests: 1, CostRxBytes: 2e6, ObservedRequests: 1000, LastGrowth: 100}
+	other := fleet.View{ID: 1, Name: "Deployment/a/b", Kind: "Deployment", Pods: 2, MaxPods: 2, Nodes: 2}
+	d.Evaluate(snap(100, 1000, ds, other), &res)
+	if res.Findings[0].TargetPods != 4000 {
+		t.Fatalf("target %d, want the API server's 4000", res.Findings[0].TargetPods)
+	}
+	if res.Findings[1].TargetPods != 2 {
+		t.Fatalf("unknown workload: target %d, want the reports' 2", res.Findings[1].TargetPods)
+	}
+	d.SetPlacement(nil)
+	d.Evaluate(snap(101, 1000, ds, other), &res)
+	if res.Findings[0].TargetPods != 1000 {
+		t.Fatalf("without placement: target %d, want the 1000 nodes", res.Findings[0].TargetPods)
+	}
+}

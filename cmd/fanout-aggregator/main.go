@@ -59,6 +59,7 @@ type Config struct {
 	Engine         engine.Config
 	Profiling      profiling.Config
 	Remediation    RemediationConfig
+	Headroom       HeadroomConfig
 }
 
 func parseFlags(args []string, stderr io.Writer) (Config, error) {
@@ -87,6 +88,7 @@ func parseFlags(args []string, stderr io.Writer) (Config, error) {
 	cfg.Engine.Detect.RegisterFlags(fs)
 	cfg.Engine.Switch.RegisterFlags(fs)
 	cfg.Remediation.registerFlags(fs)
+	cfg.Headroom.registerFlags(fs)
 	cfg.Profiling.RegisterFlags(fs)
 	if err := fs.Parse(args); err != nil {
 		return cfg, err
@@ -102,6 +104,9 @@ func parseFlags(args []string, stderr io.Writer) (Config, error) {
 	}
 	if cfg.TLSClientCA != "" && cfg.TLSCert == "" {
 		return cfg, errors.New("--tls.client-ca needs --tls.cert and --tls.key")
+	}
+	if err := cfg.Headroom.validate(); err != nil {
+		return cfg, err
 	}
 	return cfg, nil
 }
@@ -206,7 +211,22 @@ func serve(ctx context.Context, cfg Config, logger *slog.Logger) error {
 	build := prometheus.NewGauge(prometheus.GaugeOpts{Name: "fanout_build_info", Help: "fanout build information; always 1.",
 		ConstLabels: prometheus.Labels{"version": version}})
 	build.Set(1)
-	for _, c := range []prometheus.Collector{build, metrics.New(eng), collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{})} {
+	hsrc, err := newHeadroomSource(cfg.Headroom, logger)
+	if err != nil {
+		return err
+	}
+	hsources := metrics.HeadroomSources{Estimate: eng.Headroom}
+	if hsrc != nil {
+		hsources.Scrapes = hsrc.Status
+	}
+	if cfg.Headroom.PlacementWatch {
+		pw, err := startPlacement(ctx, cfg.Remediation.Kubeconfig, eng, logger)
+		if err != nil {
+			return err
+		}
+		hsources.Placement = pw.Stats
+	}
+	for _, c := range []prometheus.Collector{build, metrics.New(eng), metrics.NewHeadroom(hsources), collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{})} {
 		if err := reg.Register(c); err != nil {
 			return fmt.Errorf("register metrics: %w", err)
 		}
@@ -233,6 +253,10 @@ func serve(ctx context.Context, cfg Config, logger *slog.Logger) error {
 
 	errc := make(chan error, 4)
 	go func() { errc <- srv.Run(ctx) }()
+	hctx, hstop := context.WithCancel(ctx)
+	hdone := make(chan struct{})
+	go func() { defer close(hdone); runHeadroom(hctx, cfg.Headroom, hsrc, eng, logger) }()
+	defer func() { hstop(); <-hdone }() // the learned headroom is saved on the way out
 	if cfg.Remediation.After > 0 {
 		go func() {
 			if err := runRemediation(ctx, cfg.Remediation, cfg.Engine.Switch.Protected, eng, logger); err != nil {

@@ -1,7 +1,6 @@
 package harness
 
 import (
-	"bytes"
 	"context"
 	"embed"
 	"encoding/json"
@@ -9,7 +8,6 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strings"
@@ -79,22 +77,24 @@ func EnsureBinaries(ctx context.Context, logger *slog.Logger) (Binaries, error) 
 	}
 
 	if !isExecutable(b.Etcd) {
-		logger.Info("building etcd from the module proxy (cached afterwards)", "version", EtcdVersion, "into", dir)
+		logger.Info("building etcd from the module proxy (about a minute; cached afterwards)", "version", EtcdVersion, "into", dir)
 		gomod, err := renderModule("modules/etcd/go.mod.tmpl", moduleVars{EtcdVersion: EtcdVersion})
 		if err != nil {
 			return Binaries{}, err
 		}
-		if err := buildTool(ctx, gomod, "go.etcd.io/etcd/server/v3", b.Etcd); err != nil {
+		if err := buildToolLogged(ctx, logger, gomod, "go.etcd.io/etcd/server/v3", b.Etcd); err != nil {
 			return Binaries{}, fmt.Errorf("build etcd: %w", err)
 		}
 	}
 	if !isExecutable(b.KubeAPIServer) {
-		logger.Info("building kube-apiserver from the module proxy (~5 min cold, cached afterwards)", "version", KubernetesVersion, "into", dir)
+		logger.Info("building kube-apiserver from the module proxy: the first build takes 15-40 min on 2 cores (progress every 30 s); "+
+			"interrupting is safe, the Go build cache keeps every finished package and the next run resumes",
+			"version", KubernetesVersion, "into", dir)
 		gomod, err := kubeAPIServerModule(ctx)
 		if err != nil {
 			return Binaries{}, err
 		}
-		if err := buildTool(ctx, gomod, "k8s.io/kubernetes/cmd/kube-apiserver", b.KubeAPIServer); err != nil {
+		if err := buildToolLogged(ctx, logger, gomod, "k8s.io/kubernetes/cmd/kube-apiserver", b.KubeAPIServer); err != nil {
 			return Binaries{}, fmt.Errorf("build kube-apiserver: %w", err)
 		}
 	}
@@ -169,51 +169,16 @@ func renderModule(name string, vars moduleVars) (string, error) {
 	return sb.String(), nil
 }
 
-// buildTool builds pkg in a fresh module described by gomod and moves the binary to dst atomically.
-func buildTool(ctx context.Context, gomod, pkg, dst string) error {
-	tmp, err := os.MkdirTemp("", "fanout-build-")
-	if err != nil {
-		return fmt.Errorf("temp dir: %w", err)
-	}
-	defer os.RemoveAll(tmp)
-	if err := os.WriteFile(filepath.Join(tmp, "go.mod"), []byte(gomod), 0o644); err != nil {
-		return fmt.Errorf("write go.mod: %w", err)
-	}
-	if _, err := goCmd(ctx, tmp, "mod", "tidy"); err != nil {
-		return fmt.Errorf("go mod tidy: %w", err)
-	}
-	part := dst + ".part"
-	if _, err := goCmd(ctx, tmp, "build", "-o", part, pkg); err != nil {
-		return fmt.Errorf("go build %s: %w", pkg, err)
-	}
-	return os.Rename(part, dst)
-}
-
-func goCmd(ctx context.Context, dir string, args ...string) ([]byte, error) {
-	cmd := exec.CommandContext(ctx, "go", args...)
-	cmd.Dir = dir
-	// A build of a separate module must not inherit the caller's workspace or flags.
-	cmd.Env = append(os.Environ(), "GOWORK=off", "GOFLAGS=-mod=mod", "CGO_ENABLED=0")
-	var stdout, stderr bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-	if err := cmd.Run(); err != nil {
-		msg := stderr.String()
-		if len(msg) > 4000 {
-			msg = msg[len(msg)-4000:]
-		}
-		return nil, fmt.Errorf("go %s: %w: %s", strings.Join(args, " "), err, msg)
-	}
-	return stdout.Bytes(), nil
-}
-
 func isExecutable(path string) bool {
 	st, err := os.Stat(path)
 	return err == nil && st.Mode().IsRegular() && st.Mode()&0o111 != 0
 }
 
-// lockFile takes an exclusive flock on f, waiting (bounded by ctx) while another process holds it.
+// lockFile takes an exclusive flock on f, waiting (bounded by ctx) while another process holds it, and says every
+// ProgressEvery that it is still waiting.
 func lockFile(ctx context.Context, f *os.File, logger *slog.Logger) error {
-	logged := false
+	start := time.Now()
+	var lastLog time.Time
 	for {
 		err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB)
 		if err == nil {
@@ -222,13 +187,14 @@ func lockFile(ctx context.Context, f *os.File, logger *slog.Logger) error {
 		if !errors.Is(err, syscall.EWOULDBLOCK) {
 			return fmt.Errorf("take build lock: %w", err)
 		}
-		if !logged {
-			logger.Info("another process is building the control plane binaries; waiting", "lock", f.Name())
-			logged = true
+		if time.Since(lastLog) >= ProgressEvery {
+			logger.Info("another process is building the control plane binaries; waiting for it", "lock", f.Name(),
+				"waited", time.Since(start).Round(time.Second))
+			lastLog = time.Now()
 		}
 		select {
 		case <-ctx.Done():
-			return fmt.Errorf("wait for build lock: %w", ctx.Err())
+			return fmt.Errorf("wait for build lock %s held by another build, after %s: %w", f.Name(), time.Since(start).Round(time.Second), context.Cause(ctx))
 		case <-time.After(500 * time.Millisecond):
 		}
 	}
