@@ -103,13 +103,15 @@ func (r *Result) extraCharts(marks []report.Mark) []report.Chart {
 	}
 	util := report.Chart{Title: "API server utilization: measured by fanout (flow-control seats, latency, its load vs. the learned capacity)",
 		YLabel: "ratio", Marks: marks, XMin: 0, XMax: rel(r.End)}
-	est := report.Chart{Title: "fanout's learned API server capacity (estimate over time)", YLabel: "per second", Marks: marks, XMin: 0, XMax: rel(r.End)}
+	est := report.Chart{Title: "fanout's learned API server capacity, requests/s (estimate over time)", YLabel: "requests/s", Marks: marks, XMin: 0, XMax: rel(r.End)}
+	estB := report.Chart{Title: "fanout's learned API server capacity, response bytes/s (estimate over time)", YLabel: "bytes/s", Marks: marks, XMin: 0, XMax: rel(r.End)}
 	ms := append([]MetricSeries(nil), r.Metrics...)
 	sort.Slice(ms, func(i, j int) bool { return ms[i].Name < ms[j].Name })
 	for _, m := range ms {
 		s := report.Series{Name: m.Name}
 		for _, p := range m.Points {
-			if x := rel(p.At); x >= 0 {
+			// Negative values mean "this signal says nothing now" (fanout_headroom_utilization_ratio): not plotted.
+			if x := rel(p.At); x >= 0 && p.Value >= 0 {
 				s.Points = append(s.Points, report.Point{X: x, Y: p.Value})
 			}
 		}
@@ -117,11 +119,13 @@ func (r *Result) extraCharts(marks []report.Mark) []report.Chart {
 		case len(s.Points) == 0:
 		case strings.Contains(m.Name, "utilization"):
 			util.Series = append(util.Series, s)
+		case strings.Contains(m.Name, "capacity") && strings.Contains(m.Name, "bytes"):
+			estB.Series = append(estB.Series, s)
 		case strings.Contains(m.Name, "capacity"):
 			est.Series = append(est.Series, s)
 		}
 	}
-	for _, c := range []report.Chart{util, est} {
+	for _, c := range []report.Chart{util, est, estB} {
 		if len(c.Series) > 0 {
 			out = append(out, c)
 		}

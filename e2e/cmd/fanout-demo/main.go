@@ -28,6 +28,7 @@ import (
 // defaultAggregatorArgs suit a 4-node fleet. No capacity is told: the aggregator learns the API server's headroom from
 // its /metrics (read as a normal token user that RBAC allows to GET /metrics) and from the load the agents measure.
 const defaultAggregatorArgs = "--headroom.apiserver-url={apiserver} --headroom.token-file={apiserver-token} --headroom.ca-file={apiserver-ca} " +
+	"--placement.watch --kubeconfig={kubeconfig} " +
 	"--fleet.warmup=5s --killswitch.overload-sustain=5s --killswitch.min-hold=60s " +
 	"--killswitch.ramp-duration=20s --killswitch.ramp-steps=4 --killswitch.ramp-jitter=20s " +
 	"--killswitch.protected=DaemonSet/kube-system/kube-proxy,DaemonSet/kube-system/node-problem-detector"
