@@ -36,7 +36,7 @@ demo: deps e2e-bins ## the main job: the incident on a simulated fleet and a rea
 	$(GO) run ./e2e/cmd/fanout-demo
 
 .PHONY: e2e-bins
-e2e-bins: ## build (or find cached) etcd + kube-apiserver for demo and tests (15-40 min the first time, cached in ~/.cache/fanout; $FANOUT_K8S_BIN_DIR overrides)
+e2e-bins: ## build (or find cached) etcd + kube-apiserver for demo and tests (10-25 min the first time on 2 cores, cached in ~/.cache/fanout; $FANOUT_K8S_BIN_DIR overrides)
 	$(GO) run ./e2e/cmd/e2e-bins
 
 .PHONY: helm dashboards manifests alerts-test
