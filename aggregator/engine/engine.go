@@ -8,6 +8,7 @@ import (
 
 	"github.com/fanoutdev/fanout/aggregator/detect"
 	"github.com/fanoutdev/fanout/aggregator/fleet"
+	"github.com/fanoutdev/fanout/aggregator/headroom"
 	"github.com/fanoutdev/fanout/aggregator/killswitch"
 )
 
@@ -16,11 +17,22 @@ type Config struct {
 	Fleet  fleet.Config
 	Detect detect.Config
 	Switch killswitch.Config
+	// Headroom tunes the online estimator of the API server's headroom. Detect's capacity flags, when set, override
+	// what it learns (capacity source "flag").
+	Headroom headroom.Config
 }
 
 // DefaultConfig returns the defaults of every part.
 func DefaultConfig() Config {
-	return Config{Fleet: fleet.DefaultConfig(), Detect: detect.DefaultConfig(), Switch: killswitch.DefaultConfig()}
+	return Config{Fleet: fleet.DefaultConfig(), Detect: detect.DefaultConfig(), Switch: killswitch.DefaultConfig(), Headroom: headroom.DefaultConfig()}
+}
+
+// Validate checks the parts' configs that can be invalid.
+func (c *Config) Validate() error {
+	if err := c.Headroom.Validate(); err != nil {
+		return fmt.Errorf("engine config: %w", err)
+	}
+	return nil
 }
 
 // Sink receives every decision (the audit log).
@@ -34,6 +46,9 @@ type WorkloadReport struct {
 	Counters    fleet.Counters
 	Pods        uint32
 	DesiredPods uint32
+	// Signals is what this node's kernel saw of the API server's answers to this workload during the second
+	// (api.WorkloadDelta.response_latency and .outcomes); nil when the agent did not report them.
+	Signals *headroom.NodeSignals
 }
 
 // Report is a validated node report for one second.
@@ -55,14 +70,86 @@ type Engine struct {
 	decisions map[[2]string]uint64
 	samples   []fleet.Sample
 	closed    bool
+	hr        *headroom.Estimator
+	est       headroom.Estimate
+	// nodeSig sums the nodes' signals per open second (same ring as the fleet's windows).
+	nodeSig [8]struct {
+		sec int64
+		sig headroom.NodeSignals
+	}
 }
 
-// New returns an engine; sink may be nil.
+// New returns an engine; sink may be nil. An invalid headroom config (see Config.Validate) falls back to the
+// defaults.
 func New(cfg Config, sink Sink) *Engine {
-	return &Engine{
-		fleet: fleet.New(cfg.Fleet), det: detect.New(cfg.Detect), sw: killswitch.New(cfg.Switch),
-		sink: sink, decisions: map[[2]string]uint64{},
+	hr, err := headroom.New(cfg.Headroom)
+	if err != nil {
+		hr, _ = headroom.New(headroom.DefaultConfig())
 	}
+	e := &Engine{
+		fleet: fleet.New(cfg.Fleet), det: detect.New(cfg.Detect), sw: killswitch.New(cfg.Switch),
+		sink: sink, decisions: map[[2]string]uint64{}, hr: hr, est: hr.Estimate(),
+	}
+	for i := range e.nodeSig {
+		e.nodeSig[i].sec = -1
+	}
+	return e
+}
+
+// ObserveAPIServer feeds one scrape of one API server replica to the headroom estimator (used at the next closed
+// second).
+func (e *Engine) ObserveAPIServer(s headroom.APIServerSample) error {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if err := e.hr.ObserveAPIServer(s); err != nil {
+		return fmt.Errorf("observe api server: %w", err)
+	}
+	return nil
+}
+
+// Headroom returns the headroom estimate the detector used for the last closed second (the capacity flags' when
+// they are set).
+func (e *Engine) Headroom() headroom.Estimate {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.est
+}
+
+// SaveHeadroom writes the estimator's learned state to path atomically.
+func (e *Engine) SaveHeadroom(path string, now time.Time) error {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.hr.Save(path, now)
+}
+
+// RestoreHeadroom loads the estimator's state from path; a missing file is a cold start (false, nil).
+func (e *Engine) RestoreHeadroom(path string, now time.Time) (bool, error) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	ok, err := e.hr.Restore(path, now)
+	if ok {
+		e.est = e.hr.Estimate()
+	}
+	return ok, err
+}
+
+// addSignals adds one workload's node signals to the second's fleet-wide sum.
+func (e *Engine) addSignals(sec int64, sig *headroom.NodeSignals) {
+	slot := &e.nodeSig[sec%int64(len(e.nodeSig))]
+	if slot.sec != sec {
+		slot.sec, slot.sig = sec, headroom.NodeSignals{}
+	}
+	slot.sig.Merge(sig)
+}
+
+// takeSignals returns the nodes' signals of a closing second.
+func (e *Engine) takeSignals(sec int64) *headroom.NodeSignals {
+	slot := &e.nodeSig[sec%int64(len(e.nodeSig))]
+	if slot.sec != sec {
+		return nil
+	}
+	slot.sec = -1
+	return &slot.sig
 }
 
 // Protect marks a workload as never blocked.
@@ -90,6 +177,9 @@ func (e *Engine) Ingest(r *Report) error {
 	for i := range r.Workloads {
 		w := &r.Workloads[i]
 		e.fleet.Add(r.Second, n, fleet.Sample{Workload: e.fleet.Workload(w.Workload), Counters: w.Counters, Pods: w.Pods, DesiredPods: w.DesiredPods})
+		if w.Signals != nil {
+			e.addSignals(r.Second, w.Signals)
+		}
 	}
 	return nil
 }
@@ -98,11 +188,17 @@ func (e *Engine) Ingest(r *Report) error {
 func (e *Engine) Batch(fn func(b *Batcher)) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	fn(&Batcher{f: e.fleet})
+	fn(&Batcher{f: e.fleet, e: e})
 }
 
 // Batcher adds samples by interned IDs.
-type Batcher struct{ f *fleet.Fleet }
+type Batcher struct {
+	f *fleet.Fleet
+	e *Engine
+}
+
+// AddSignals adds what nodes saw of the API server's answers during a second (already summed over nodes).
+func (b *Batcher) AddSignals(sec int64, sig *headroom.NodeSignals) { b.e.addSignals(sec, sig) }
 
 // Workload interns a workload name.
 func (b *Batcher) Workload(name string) fleet.WorkloadID { return b.f.Workload(name) }
@@ -134,6 +230,7 @@ func (e *Engine) CloseThrough(sec int64) []killswitch.Decision {
 	var out []killswitch.Decision
 	for s := last + 1; s <= sec; s++ {
 		snap := e.fleet.Close()
+		e.est = e.headroomStep(snap)
 		e.det.Evaluate(snap, &e.res)
 		ds := e.sw.Step(&e.res)
 		e.closed = true
@@ -146,6 +243,21 @@ func (e *Engine) CloseThrough(sec int64) []killswitch.Decision {
 		}
 	}
 	return out
+}
+
+// headroomStep feeds the closed second to the estimator and returns the estimate in force: the capacity flags'
+// when set (an override), else what was learned.
+func (e *Engine) headroomStep(snap *fleet.Snapshot) headroom.Estimate {
+	learned := e.hr.Step(time.Unix(snap.Second, 0), headroom.Load{Requests: snap.Total.Requests, RxBytes: snap.Total.RxBytes}, e.takeSignals(snap.Second))
+	cfg := e.det.Config()
+	if cfg.CapacityRequestsPerS > 0 || cfg.CapacityRxBytesPerS > 0 {
+		f := headroom.Flag(cfg.CapacityRequestsPerS, cfg.CapacityRxBytesPerS)
+		f.Time = learned.Time
+		f.UtilizationSeats, f.UtilizationLatency, f.UtilizationNodes = learned.UtilizationSeats, learned.UtilizationLatency, learned.UtilizationNodes
+		f.APIServerFresh, f.LastAPIServerSample = learned.APIServerFresh, learned.LastAPIServerSample
+		return f
+	}
+	return learned
 }
 
 func (e *Engine) record(d killswitch.Decision) {

@@ -126,6 +126,7 @@ func (g *Guard) Start(ctx context.Context, env *incident.Env) error {
 			"--node.name=" + n.Name, "--cgroup.root=" + n.KubepodsDir, "--bpf.pin-dir=" + a.pinDir,
 			"--api.endpoints=" + endpoint, "--kubeconfig=" + kc, "--web.listen-address=" + a.metricsURL[len("http://"):],
 			"--informer.start-jitter=1s", "--pod-logs.dir=" + filepath.Join(dir, "no-pod-logs"), "--log.level=info",
+			"--insecure", // loopback only: the token travels in plaintext (the binaries refuse that without this flag)
 		}
 		if g.cfg.AgentArgs != nil && !g.cfg.NoAggregator {
 			args = append(args, g.cfg.AgentArgs(n.Name, g.aggregatorAddr, tokenFile)...)
@@ -168,6 +169,7 @@ func (g *Guard) startAggregator(ctx context.Context, dir, tokenLines string) err
 	args := []string{
 		"--listen=" + g.aggregatorAddr, fmt.Sprintf("--metrics.listen=127.0.0.1:%d", metricsPort),
 		"--auth.agent-token-file=" + tokenFile, "--audit.file=" + g.auditPath, "--replica=e2e",
+		"--insecure", // loopback only: tokens over plaintext gRPC
 	}
 	if g.cfg.FanoutctlBin != "" {
 		g.adminTokenFile = filepath.Join(dir, "admin-tokens")
@@ -314,7 +316,7 @@ func (g *Guard) Release(ctx context.Context, workload, reason string) (string, e
 	ctx, cancel := context.WithTimeout(ctx, 20*time.Second)
 	defer cancel()
 	out, err := exec.CommandContext(ctx, g.cfg.FanoutctlBin, "release", "--aggregator="+g.aggregatorAddr,
-		"--token-file="+g.adminTokenFile, "--reason="+reason, workload).CombinedOutput()
+		"--token-file="+g.adminTokenFile, "--insecure", "--reason="+reason, workload).CombinedOutput()
 	text := strings.TrimSpace(string(out))
 	if err != nil {
 		return text, fmt.Errorf("fanoutctl release %s: %w: %s", workload, err, text)

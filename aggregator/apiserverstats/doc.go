@@ -1,0 +1,6 @@
+// Package apiserverstats reads the API server's own flow-control telemetry for the headroom estimator: it scrapes
+// kube-apiserver's /metrics on every replica (or reads the same series from a Prometheus server), keeps only the
+// flow-control and request-latency series of the non-exempt priority levels, bounds everything it reads (body size,
+// series, label lengths: the page is input), and turns consecutive scrapes into per-interval readings (histogram and
+// counter deltas).
+package apiserverstats

@@ -1,0 +1,454 @@
+package headroom
+
+import (
+	"flag"
+	"fmt"
+	"math"
+	"sort"
+	"time"
+)
+
+// Config tunes the estimator.
+type Config struct {
+	// StaleAfter: a replica whose last sample is older than this says nothing about now.
+	StaleAfter time.Duration
+	// Forget is the time constant with which old fit points lose weight (the API server's cost drifts with object
+	// counts, versions and replicas).
+	Forget time.Duration
+	// MaxPoints bounds the fit's history (and the state file).
+	MaxPoints int
+	// LoadWindow: an API server sample is paired with fanout's load averaged over this long before it.
+	LoadWindow time.Duration
+	// FitMin and FitMax: utilization outside [FitMin, FitMax] is not fitted (too little to measure; saturated seats
+	// hide the demand).
+	FitMin, FitMax float64
+	// PriorBytesPerRequest is the cost of one request in response bytes, used only for a dimension that has never
+	// been seen to load the API server: its capacity is the other dimension's times (or over) this ratio, and never
+	// below the load already seen.
+	PriorBytesPerRequest float64
+	// ConfidentSamples and ConfidentSpread: the fit is fully trusted after this many samples spanning this much
+	// utilization.
+	ConfidentSamples int
+	ConfidentSpread  float64
+}
+
+// DefaultConfig returns the defaults.
+func DefaultConfig() Config {
+	return Config{
+		StaleAfter:           30 * time.Second,
+		Forget:               2 * time.Hour,
+		MaxPoints:            512,
+		LoadWindow:           3 * time.Second,
+		FitMin:               0.05,
+		FitMax:               0.9,
+		PriorBytesPerRequest: 500e3,
+		ConfidentSamples:     20,
+		ConfidentSpread:      0.2,
+	}
+}
+
+// RegisterFlags binds the config to flags under the "headroom." prefix.
+func (c *Config) RegisterFlags(fs *flag.FlagSet) {
+	fs.DurationVar(&c.StaleAfter, "headroom.stale-after", c.StaleAfter, "API server metrics older than this say nothing about now")
+	fs.DurationVar(&c.Forget, "headroom.forget", c.Forget, "time constant with which old headroom observations lose weight")
+	fs.Float64Var(&c.PriorBytesPerRequest, "headroom.prior-bytes-per-request", c.PriorBytesPerRequest, "response bytes costing the API server as much as one request (used only until the data shows it)")
+}
+
+// Validate checks the config.
+func (c *Config) Validate() error {
+	if c.StaleAfter <= 0 || c.Forget <= 0 || c.LoadWindow <= 0 {
+		return fmt.Errorf("headroom config: durations must be positive")
+	}
+	if c.MaxPoints < 8 || c.MaxPoints > 1<<14 {
+		return fmt.Errorf("headroom config: max points %d out of [8, 16384]", c.MaxPoints)
+	}
+	if !(c.FitMin >= 0 && c.FitMin < c.FitMax && c.FitMax <= 1) {
+		return fmt.Errorf("headroom config: fit range [%v, %v] invalid", c.FitMin, c.FitMax)
+	}
+	if !(c.PriorBytesPerRequest > 0) || c.ConfidentSamples < 1 || !(c.ConfidentSpread > 0) {
+		return fmt.Errorf("headroom config: prior and confidence settings must be positive")
+	}
+	return nil
+}
+
+// maxReplicas bounds per-replica state (a real control plane has a handful).
+const maxReplicas = 64
+
+type replica struct {
+	last        APIServerSample
+	rejectDelta float64
+	prevRejects float64
+	havePrev    bool
+}
+
+// point is one fit observation: fanout's load and the API server's utilization at one scrape.
+type point struct {
+	T    int64   `json:"t"` // unix seconds
+	R    float64 `json:"r"`
+	X    float64 `json:"x"`
+	U    float64 `json:"u"`
+	Mark bool    `json:"-"`
+}
+
+type loadSlot struct {
+	sec int64
+	l   Load
+}
+
+// Estimator learns the API server's headroom. Not safe for concurrent use (the engine serializes access).
+type Estimator struct {
+	cfg      Config
+	replicas map[string]*replica
+	pending  bool
+	loads    [16]loadSlot
+	points   []point // ring, oldest first after compaction
+	// Learned latency baselines (seconds): the API server's request duration and the nodes' time to first byte.
+	durBase, nodeBase   float64
+	nodeMean            float64
+	fit                 fitResult
+	est                 Estimate
+	lastSample          time.Time
+	uSeats, uLat, uNode float64
+}
+
+type fitResult struct {
+	ok                     bool
+	a, b                   float64 // utilization per request/s and per byte/s
+	aPrior, bPrior         bool
+	n                      int
+	spread                 float64
+	evidencedA, evidencedB bool
+}
+
+// New returns an estimator with no knowledge.
+func New(cfg Config) (*Estimator, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	e := &Estimator{cfg: cfg, replicas: map[string]*replica{}, uSeats: -1, uLat: -1, uNode: -1}
+	for i := range e.loads {
+		e.loads[i].sec = -1
+	}
+	e.est = Estimate{Source: SourceNone, UtilizationSeats: -1, UtilizationLatency: -1, UtilizationNodes: -1}
+	return e, nil
+}
+
+// ObserveAPIServer takes one scrape of one replica; it is used at the next Step.
+func (e *Estimator) ObserveAPIServer(s APIServerSample) error {
+	if err := s.Validate(); err != nil {
+		return err
+	}
+	r := e.replicas[s.Replica]
+	if r == nil {
+		if len(e.replicas) >= maxReplicas {
+			e.dropOldestReplica()
+		}
+		r = &replica{}
+		e.replicas[s.Replica] = r
+	}
+	if r.havePrev && !s.Time.After(r.last.Time) {
+		return fmt.Errorf("api server sample from %q at %s is not after the last (%s)", s.Replica, s.Time, r.last.Time)
+	}
+	r.rejectDelta = 0
+	if r.havePrev && s.RejectedTotal >= r.prevRejects {
+		r.rejectDelta = s.RejectedTotal - r.prevRejects
+	}
+	r.prevRejects, r.havePrev = s.RejectedTotal, true
+	r.last = s
+	e.pending = true
+	if s.Time.After(e.lastSample) {
+		e.lastSample = s.Time
+	}
+	return nil
+}
+
+func (e *Estimator) dropOldestReplica() {
+	oldest := ""
+	var t time.Time
+	for name, r := range e.replicas {
+		if oldest == "" || r.last.Time.Before(t) {
+			oldest, t = name, r.last.Time
+		}
+	}
+	delete(e.replicas, oldest)
+}
+
+// Estimate returns the estimate of the last Step.
+func (e *Estimator) Estimate() Estimate { return e.est }
+
+// Step folds one closed second in: fanout's load for that second and what the nodes saw; API server samples
+// observed since the last step are paired with the load and fitted. It returns the estimate for now.
+func (e *Estimator) Step(now time.Time, load Load, nodes *NodeSignals) Estimate {
+	sec := now.Unix()
+	if !finite(load.Requests) || !finite(load.RxBytes) || load.Requests < 0 || load.RxBytes < 0 {
+		load = Load{}
+	}
+	e.loads[sec%int64(len(e.loads))] = loadSlot{sec: sec, l: load}
+	fresh := false
+	var exec, limit, inq, rej, durSum, durN float64
+	for _, r := range e.replicas {
+		if now.Sub(r.last.Time) > e.cfg.StaleAfter {
+			continue
+		}
+		fresh = true
+		exec += r.last.ExecutingSeats
+		limit += r.last.LimitSeats
+		inq += r.last.InQueue
+		rej += r.rejectDelta
+		if r.last.Duration.Count > 0 {
+			durSum += r.last.Duration.Mean * r.last.Duration.Count
+			durN += r.last.Duration.Count
+		}
+	}
+	if !fresh {
+		e.uSeats, e.uLat = -1, -1
+	}
+	if fresh && e.pending {
+		e.pending = false
+		e.uSeats, e.uLat = -1, -1
+		if limit > 0 {
+			u := exec / limit
+			if u >= 0.95 {
+				u += inq / limit
+			}
+			if rej > 0 {
+				u = math.Max(u, 1.05)
+			}
+			e.uSeats = u
+		}
+		if durN > 0 {
+			mean := durSum / durN
+			if e.uSeats < 0 || e.uSeats < 0.7 {
+				e.durBase = track(e.durBase, mean)
+			}
+			e.uLat = latencyUtil(e.durBase, mean)
+		}
+		if e.uSeats >= e.cfg.FitMin && e.uSeats <= e.cfg.FitMax && inq <= 0.05*limit && rej == 0 {
+			if l, ok := e.loadBefore(sec); ok && (l.Requests > 0 || l.RxBytes > 0) {
+				e.addPoint(point{T: sec, R: l.Requests, X: l.RxBytes, U: e.uSeats})
+				e.refit(sec)
+			}
+		}
+	}
+	e.observeNodes(nodes, load)
+	return e.estimate(now, fresh, load)
+}
+
+func (e *Estimator) observeNodes(n *NodeSignals, load Load) {
+	if n == nil || n.Empty() {
+		return
+	}
+	u := -1.0
+	if n.Latency.Count > 0 {
+		m := n.Latency.MeanSeconds()
+		if e.nodeMean == 0 {
+			e.nodeMean = m
+		} else {
+			e.nodeMean += 0.3 * (m - e.nodeMean)
+		}
+		busy := e.uSeats >= 0.7 || (e.uSeats < 0 && e.uLat >= 0.7)
+		if !busy {
+			e.nodeBase = track(e.nodeBase, e.nodeMean)
+		}
+		u = latencyUtil(e.nodeBase, e.nodeMean)
+	}
+	failed := float64(n.FailedConnects + n.ConnectTimeouts + n.Resets)
+	if failed > 0 && failed >= 0.01*math.Max(1, math.Max(float64(n.Latency.Count), load.Requests)) {
+		u = math.Max(u, 1.05)
+	}
+	e.uNode = u
+}
+
+// track follows a latency baseline: quickly down, slowly up.
+func track(base, x float64) float64 {
+	switch {
+	case base == 0:
+		return x
+	case x < base:
+		return base + 0.2*(x-base)
+	default:
+		return base + 0.005*(x-base)
+	}
+}
+
+// latencyUtil maps latency against its baseline to a utilization, as a single queue would: latency ~ 1/(1-u).
+func latencyUtil(base, x float64) float64 {
+	if base <= 0 || x <= 0 {
+		return -1
+	}
+	return math.Max(0, 1-base/x)
+}
+
+func (e *Estimator) loadBefore(sec int64) (Load, bool) {
+	w := max(1, int64(e.cfg.LoadWindow/time.Second))
+	var l Load
+	n := 0
+	for s := sec - w + 1; s <= sec; s++ {
+		slot := e.loads[((s%int64(len(e.loads)))+int64(len(e.loads)))%int64(len(e.loads))]
+		if slot.sec == s {
+			l.Requests += slot.l.Requests
+			l.RxBytes += slot.l.RxBytes
+			n++
+		}
+	}
+	if n == 0 {
+		return l, false
+	}
+	return Load{Requests: l.Requests / float64(n), RxBytes: l.RxBytes / float64(n)}, true
+}
+
+func (e *Estimator) addPoint(p point) {
+	if len(e.points) >= e.cfg.MaxPoints {
+		copy(e.points, e.points[1:])
+		e.points = e.points[:len(e.points)-1]
+	}
+	e.points = append(e.points, p)
+}
+
+func (e *Estimator) estimate(now time.Time, fresh bool, load Load) Estimate {
+	est := Estimate{Time: now, Source: SourceNone, UtilizationSeats: e.uSeats, UtilizationLatency: e.uLat,
+		UtilizationNodes: e.uNode, APIServerFresh: fresh, LastAPIServerSample: e.lastSample}
+	f := &e.fit
+	if f.ok {
+		est.Source = SourceLearned
+		if f.a > 0 {
+			est.CapacityRequestsPerS = 1 / f.a
+		}
+		if f.b > 0 {
+			est.CapacityRxBytesPerS = 1 / f.b
+		}
+		est.RequestsFromPrior, est.RxBytesFromPrior = f.aPrior, f.bPrior
+		est.Samples, est.Spread = f.n, f.spread
+		c := math.Min(1, float64(f.n)/float64(e.cfg.ConfidentSamples)) * (0.5 + 0.5*math.Min(1, f.spread/e.cfg.ConfidentSpread))
+		if f.aPrior || f.bPrior {
+			c *= 0.8
+		}
+		est.Confidence = round3(c)
+	}
+	switch {
+	case fresh && e.uSeats >= 0:
+		est.Utilization, est.UtilizationSource = e.uSeats, FromSeats
+	case fresh && e.uLat >= 0:
+		est.Utilization, est.UtilizationSource = e.uLat, FromLatency
+	default:
+		// The API server's metrics are gone: the last capacity stays in force; the nodes say how it answers.
+		if est.Known() {
+			est.Utilization, est.UtilizationSource = est.UtilizationOf(load), FromModel
+		}
+		if e.uNode >= 0 && (e.uNode > est.Utilization || !est.Known()) {
+			est.Utilization, est.UtilizationSource = e.uNode, FromNodes
+		}
+	}
+	e.est = est
+	return est
+}
+
+// refit fits u = max(a*R, b*X) (the API server saturates on whichever it runs out of first) to the weighted points.
+// For each dimension the per-unit cost is bounded above by u/load at every point, with equality where that dimension
+// binds: the estimate is the least-squares slope through the points near that lower envelope. A dimension whose
+// envelope is never separated from the other's (the load's mix never changed) is set from the prior cost ratio,
+// never below what the data allows.
+func (e *Estimator) refit(now int64) {
+	pts := e.points
+	f := fitResult{}
+	if len(pts) == 0 {
+		e.fit = f
+		return
+	}
+	tau := e.cfg.Forget.Seconds()
+	w := make([]float64, len(pts))
+	umin, umax := math.Inf(1), math.Inf(-1)
+	for i, p := range pts {
+		w[i] = math.Exp(-float64(now-p.T) / tau)
+		umin, umax = math.Min(umin, p.U), math.Max(umax, p.U)
+	}
+	a, setA := envelope(pts, w, func(p *point) float64 { return p.R })
+	b, setB := envelope(pts, w, func(p *point) float64 { return p.X })
+	// A dimension is evidenced when some point near its envelope is clearly off the other's: there, it alone
+	// explains the utilization.
+	if a > 0 && b > 0 {
+		for i := range pts {
+			if setA[i] && pts[i].X > 0 && pts[i].U/pts[i].X > 1.3*b {
+				f.evidencedA = true
+			}
+			if setB[i] && pts[i].R > 0 && pts[i].U/pts[i].R > 1.3*a {
+				f.evidencedB = true
+			}
+		}
+	}
+	prior := e.cfg.PriorBytesPerRequest
+	switch {
+	case a > 0 && b > 0 && f.evidencedA && f.evidencedB:
+	case a > 0 && (f.evidencedA || (!f.evidencedB && mixRatio(pts, w) <= prior)):
+		// Requests bind; bytes cost at most what the data allows, else the prior's share.
+		if b == 0 || a/prior < b {
+			b, f.bPrior = a/prior, true
+		}
+	case b > 0:
+		if a == 0 || b*prior < a {
+			a, f.aPrior = b*prior, true
+		}
+	}
+	f.ok = a > 0 || b > 0
+	f.a, f.b, f.n, f.spread = a, b, len(pts), umax-umin
+	e.fit = f
+}
+
+// mixRatio is the weighted bytes per request of the fitted load.
+func mixRatio(pts []point, w []float64) float64 {
+	var r, x float64
+	for i, p := range pts {
+		r += w[i] * p.R
+		x += w[i] * p.X
+	}
+	if r == 0 {
+		return math.Inf(1)
+	}
+	return x / r
+}
+
+// envelope returns the per-unit cost of one dimension: the weighted least-squares slope through the origin over the
+// points whose u/load lies within 15% of the weighted 10th percentile of u/load, and the points it used.
+func envelope(pts []point, w []float64, load func(*point) float64) (float64, []bool) {
+	type q struct {
+		v, w float64
+	}
+	qs := make([]q, 0, len(pts))
+	tot := 0.0
+	for i := range pts {
+		if l := load(&pts[i]); l > 0 {
+			qs = append(qs, q{pts[i].U / l, w[i]})
+			tot += w[i]
+		}
+	}
+	set := make([]bool, len(pts))
+	if len(qs) == 0 {
+		return 0, set
+	}
+	sort.Slice(qs, func(i, j int) bool { return qs[i].v < qs[j].v })
+	low, acc := qs[0].v, 0.0
+	for _, x := range qs {
+		acc += x.w
+		if acc >= 0.1*tot {
+			low = x.v
+			break
+		}
+	}
+	var num, den float64
+	for i := range pts {
+		l := load(&pts[i])
+		if l > 0 && pts[i].U/l <= 1.15*low {
+			set[i] = true
+			num += w[i] * pts[i].U * l
+			den += w[i] * l * l
+		}
+	}
+	if den == 0 {
+		return 0, set
+	}
+	return num / den, set
+}
+
+func finite(x float64) bool { return !math.IsNaN(x) && !math.IsInf(x, 0) }
+
+func round3(x float64) float64 { return math.Round(x*1000) / 1000 }

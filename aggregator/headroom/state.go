@@ -1,0 +1,123 @@
+package headroom
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+
+	"os"
+	"path/filepath"
+	"time"
+)
+
+// StateVersion is the version of the state file format.
+const StateVersion = 1
+
+// MaxStateBytes bounds the state file read by Restore.
+const MaxStateBytes = 1 << 20
+
+// state is what survives a restart: the fit's points and the learned latency baselines. Per-replica scrape state is
+// not kept (counters restart their deltas).
+type state struct {
+	Version  int     `json:"version"`
+	SavedAt  int64   `json:"saved_at"`
+	Points   []point `json:"points"`
+	DurBase  float64 `json:"duration_baseline_s"`
+	NodeBase float64 `json:"node_latency_baseline_s"`
+}
+
+// MarshalState returns the estimator's state.
+func (e *Estimator) MarshalState(now time.Time) ([]byte, error) {
+	st := state{Version: StateVersion, SavedAt: now.Unix(), Points: e.points, DurBase: e.durBase, NodeBase: e.nodeBase}
+	if st.Points == nil {
+		st.Points = []point{}
+	}
+	b, err := json.Marshal(&st)
+	if err != nil {
+		return nil, fmt.Errorf("marshal headroom state: %w", err)
+	}
+	return b, nil
+}
+
+// UnmarshalState replaces the estimator's learned state with data and refits at now. Points beyond the configured
+// bound are dropped (oldest first); invalid values reject the whole state.
+func (e *Estimator) UnmarshalState(data []byte, now time.Time) error {
+	if len(data) > MaxStateBytes {
+		return fmt.Errorf("headroom state: %d bytes, more than %d", len(data), MaxStateBytes)
+	}
+	var st state
+	if err := json.Unmarshal(data, &st); err != nil {
+		return fmt.Errorf("decode headroom state: %w", err)
+	}
+	if st.Version != StateVersion {
+		return fmt.Errorf("headroom state: version %d, want %d", st.Version, StateVersion)
+	}
+	for _, v := range []float64{st.DurBase, st.NodeBase} {
+		if !finite(v) || v < 0 || v > maxSeconds {
+			return fmt.Errorf("headroom state: latency baseline %v out of range", v)
+		}
+	}
+	for i, p := range st.Points {
+		if !finite(p.R) || !finite(p.X) || !finite(p.U) || p.R < 0 || p.X < 0 || p.U < 0 || p.U > 10 || p.T <= 0 || p.T > now.Unix()+60 {
+			return fmt.Errorf("headroom state: point %d invalid", i)
+		}
+	}
+	if n := len(st.Points); n > e.cfg.MaxPoints {
+		st.Points = st.Points[n-e.cfg.MaxPoints:]
+	}
+	e.points = append(e.points[:0], st.Points...)
+	e.durBase, e.nodeBase = st.DurBase, st.NodeBase
+	e.refit(now.Unix())
+	e.estimate(now, false, Load{})
+	return nil
+}
+
+// Save writes the state to path atomically (temporary file in the same folder, fsync, rename).
+func (e *Estimator) Save(path string, now time.Time) error {
+	data, err := e.MarshalState(now)
+	if err != nil {
+		return err
+	}
+	dir := filepath.Dir(path)
+	tmp, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp-*")
+	if err != nil {
+		return fmt.Errorf("save headroom state: %w", err)
+	}
+	defer os.Remove(tmp.Name())
+	if _, err := tmp.Write(data); err != nil {
+		tmp.Close()
+		return fmt.Errorf("save headroom state: write: %w", err)
+	}
+	if err := tmp.Sync(); err != nil {
+		tmp.Close()
+		return fmt.Errorf("save headroom state: sync: %w", err)
+	}
+	if err := tmp.Close(); err != nil {
+		return fmt.Errorf("save headroom state: close: %w", err)
+	}
+	if err := os.Rename(tmp.Name(), path); err != nil {
+		return fmt.Errorf("save headroom state: rename: %w", err)
+	}
+	return nil
+}
+
+// Restore loads the state saved at path. A missing file is not an error (cold start): it returns false.
+func (e *Estimator) Restore(path string, now time.Time) (bool, error) {
+	f, err := os.Open(path)
+	if errors.Is(err, os.ErrNotExist) {
+		return false, nil
+	}
+	if err != nil {
+		return false, fmt.Errorf("restore headroom state: %w", err)
+	}
+	defer f.Close()
+	data, err := io.ReadAll(io.LimitReader(f, MaxStateBytes+1))
+	if err != nil {
+		return false, fmt.Errorf("restore headroom state: read: %w", err)
+	}
+	if err := e.UnmarshalState(data, now); err != nil {
+		return false, fmt.Errorf("restore headroom state from %s: %w", path, err)
+	}
+	return true, nil
+}
