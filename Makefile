@@ -22,7 +22,9 @@ generate-check: generate ## fail if committed generated files are stale
 test-unit: ## unprivileged tests only
 	FANOUT_REQUIRE_PRIVILEGED=0 $(GO) test -count=1 ./...
 
-test: deps e2e-bins ## all tests (privileged ones run, never skip, as root; installs what it needs, builds the control plane once)
+test: deps e2e-bins helm ## all tests (privileged ones run, never skip, as root; installs what it needs, builds the control plane and helm once)
+	@echo "compiling fanout (the tests that start fanout's binaries then find them in the Go build cache)"
+	$(GO) build ./...
 	$(GO) vet ./...
 	$(GO) test -count=1 -timeout 40m ./...
 
@@ -36,7 +38,7 @@ demo: deps e2e-bins ## the main job: the incident on a simulated fleet and a rea
 	$(GO) run ./e2e/cmd/fanout-demo
 
 .PHONY: e2e-bins
-e2e-bins: ## build (or find cached) etcd + kube-apiserver for demo and tests (15-40 min the first time, cached in ~/.cache/fanout; $FANOUT_K8S_BIN_DIR overrides)
+e2e-bins: ## build (or find cached) etcd + kube-apiserver for demo and tests (10-25 min the first time on 2 cores, cached in ~/.cache/fanout; $FANOUT_K8S_BIN_DIR overrides)
 	$(GO) run ./e2e/cmd/e2e-bins
 
 .PHONY: helm dashboards manifests alerts-test

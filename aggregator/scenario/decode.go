@@ -51,7 +51,7 @@ func DecodeBytes(data []byte) (*Scenario, error) {
 		if errors.Is(err, io.EOF) {
 			return nil, &Error{Field: "file", Msg: "empty document"}
 		}
-		return nil, &Error{Line: yamlErrLine(err), Field: "file", Msg: "invalid YAML: " + strings.TrimPrefix(err.Error(), "yaml: ")}
+		return nil, &Error{Line: syntaxErrorLine(data, yamlErrLine(err)), Field: "file", Msg: "invalid YAML: " + lineRE.ReplaceAllString(strings.TrimPrefix(err.Error(), "yaml: "), "")}
 	}
 	var extra yaml.Node
 	if err := dec.Decode(&extra); err == nil {
@@ -68,7 +68,7 @@ func DecodeBytes(data []byte) (*Scenario, error) {
 	return s, nil
 }
 
-var lineRE = regexp.MustCompile(`line (\d+)`)
+var lineRE = regexp.MustCompile(`line (\d+): `)
 
 func yamlErrLine(err error) int {
 	if m := lineRE.FindStringSubmatch(err.Error()); m != nil {

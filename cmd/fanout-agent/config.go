@@ -12,6 +12,7 @@ import (
 	"github.com/fanoutdev/fanout/collector/pindir"
 	"github.com/fanoutdev/fanout/collector/probe"
 	"github.com/fanoutdev/fanout/collector/report"
+	"github.com/fanoutdev/fanout/internal/cliflag"
 	"github.com/fanoutdev/fanout/internal/profiling"
 )
 
@@ -41,6 +42,12 @@ type config struct {
 	probeMode string
 }
 
+const agentSynopsis = `usage: fanout-agent [flags]
+
+The node agent (one per node, a DaemonSet): counts each pod's traffic to the API server in the kernel, exports it on
+/metrics, reports it to the aggregators and enforces their kill-switch directives. Needs CAP_BPF, CAP_PERFMON,
+CAP_NET_ADMIN and CAP_SYS_RESOURCE (or root), kernel >= 5.8 with BTF, cgroup v2.`
+
 func parseFlags(args []string) (*config, error) {
 	c := &config{Report: report.DefaultConfig()}
 	fs := flag.NewFlagSet("fanout-agent", flag.ContinueOnError)
@@ -68,11 +75,11 @@ func parseFlags(args []string) (*config, error) {
 	c.Profiling.RegisterFlags(fs)
 	c.EnforceConfig.RegisterFlags(fs)
 	c.Report.RegisterFlags(fs)
-	if err := fs.Parse(args); err != nil {
-		return nil, err
+	if err := cliflag.Parse(fs, args, agentSynopsis, os.Stdout); err != nil {
+		return nil, err // flag.ErrHelp after --help (exit 0), else a one-line *cliflag.UsageError
 	}
 	if fs.NArg() > 0 {
-		return nil, fmt.Errorf("unexpected arguments: %v", fs.Args())
+		return nil, cliflag.Usagef(fs.Name(), "unexpected arguments %q (the agent takes flags only)", fs.Args())
 	}
 	return c, c.validate()
 }

@@ -6,6 +6,7 @@ package main
 import (
 	"context"
 	"errors"
+	"flag"
 	"fmt"
 	"log/slog"
 	"net/http"
@@ -40,6 +41,9 @@ var version = "dev"
 
 func main() {
 	cfg, err := parseFlags(os.Args[1:])
+	if errors.Is(err, flag.ErrHelp) {
+		return // --help printed the flags: exit 0, as every fanout command
+	}
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "fanout-agent:", err)
 		os.Exit(2)

@@ -31,6 +31,7 @@ import (
 	"github.com/fanoutdev/fanout/aggregator/metrics"
 	"github.com/fanoutdev/fanout/aggregator/server"
 	"github.com/fanoutdev/fanout/api"
+	"github.com/fanoutdev/fanout/internal/cliflag"
 	"github.com/fanoutdev/fanout/internal/profiling"
 )
 
@@ -62,6 +63,11 @@ type Config struct {
 	Headroom       HeadroomConfig
 }
 
+const aggregatorSynopsis = `usage: fanout-aggregator [flags]
+
+The fleet side: ingests the agents' per-second reports, detects synchronized surges and projected API server
+overload per workload, runs the kill-switch state machine, audits every decision and sends directives to the agents.`
+
 func parseFlags(args []string, stderr io.Writer) (Config, error) {
 	host, _ := os.Hostname()
 	cfg := Config{Engine: engine.DefaultConfig()}
@@ -88,11 +94,11 @@ func parseFlags(args []string, stderr io.Writer) (Config, error) {
 	cfg.Remediation.registerFlags(fs)
 	cfg.Headroom.registerFlags(fs)
 	cfg.Profiling.RegisterFlags(fs)
-	if err := fs.Parse(args); err != nil {
-		return cfg, err
+	if err := cliflag.Parse(fs, args, aggregatorSynopsis, os.Stdout); err != nil {
+		return cfg, err // flag.ErrHelp after --help (exit 0), else a one-line *cliflag.UsageError
 	}
 	if fs.NArg() > 0 {
-		return cfg, fmt.Errorf("unexpected arguments %q", fs.Args())
+		return cfg, cliflag.Usagef(fs.Name(), "unexpected arguments %q (the aggregator takes flags only)", fs.Args())
 	}
 	if err := cfg.Engine.Switch.Validate(); err != nil {
 		return cfg, err

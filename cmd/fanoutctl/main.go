@@ -58,6 +58,6 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		fmt.Fprint(stdout, usage)
 		return 0
 	}
-	fmt.Fprintf(stderr, "fanoutctl: unknown command %q\n\n%s", args[0], usage)
+	fmt.Fprintf(stderr, "fanoutctl: unknown command %q (run 'fanoutctl --help' for the commands)\n", args[0])
 	return 2
 }

@@ -16,6 +16,7 @@ import (
 
 	"github.com/fanoutdev/fanout/api"
 	"github.com/fanoutdev/fanout/collector/nodectl"
+	"github.com/fanoutdev/fanout/internal/cliflag"
 )
 
 // remoteFlags are the flags of commands that talk to an aggregator.
@@ -76,22 +77,11 @@ func (r *remoteFlags) dial() (*grpc.ClientConn, error) {
 	return conn, nil
 }
 
-func parse(fs *flag.FlagSet, args []string) (int, bool) {
-	if err := fs.Parse(args); err != nil {
-		if err == flag.ErrHelp {
-			return 0, false
-		}
-		return 2, false
-	}
-	return 0, true
-}
-
 func runStatus(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	fs := flag.NewFlagSet("status", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+	fs := flag.NewFlagSet("fanoutctl status", flag.ContinueOnError)
 	var rf remoteFlags
 	rf.register(fs)
-	if code, ok := parse(fs, args); !ok {
+	if code, ok := parse(fs, args, "usage: fanoutctl status [flags]\n\nShows the aggregator's fleet view and active directives.", stdout, stderr); !ok {
 		return code
 	}
 	st, err := fetchStatus(ctx, &rf)
@@ -163,15 +153,14 @@ func human(b float64) string {
 }
 
 func runTop(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	fs := flag.NewFlagSet("top", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+	fs := flag.NewFlagSet("fanoutctl top", flag.ContinueOnError)
 	var rf remoteFlags
 	rf.register(fs)
 	interval := fs.Duration("interval", time.Second, "refresh interval")
 	iterations := fs.Int("iterations", 0, "stop after this many refreshes (0: until interrupted)")
 	limit := fs.Int("n", 30, "rows to show")
 	noClear := fs.Bool("no-clear", false, "do not clear the screen between refreshes")
-	if code, ok := parse(fs, args); !ok {
+	if code, ok := parse(fs, args, "usage: fanoutctl top [flags]\n\nLive table of workloads by fleet API rate and cost.", stdout, stderr); !ok {
 		return code
 	}
 	t := time.NewTicker(*interval)
@@ -200,22 +189,22 @@ func runTop(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 
 func runManual(ctx context.Context, trip bool, args []string, stdout, stderr io.Writer) int {
 	name := map[bool]string{true: "trip", false: "release"}[trip]
-	fs := flag.NewFlagSet(name, flag.ContinueOnError)
-	fs.SetOutput(stderr)
+	fs := flag.NewFlagSet("fanoutctl "+name, flag.ContinueOnError)
 	var rf remoteFlags
 	rf.register(fs)
 	reason := fs.String("reason", "", "why (required, goes to the audit log)")
 	ttl := fs.Duration("ttl", 0, "trip: release automatically after this long (0: until released by hand)")
-	fs.Usage = func() {
-		fmt.Fprintf(stderr, "usage: fanoutctl %s [flags] Kind/namespace/name\n", name)
-		fs.PrintDefaults()
-	}
-	if code, ok := parse(fs, args); !ok {
+	synopsis := fmt.Sprintf("usage: fanoutctl %s [flags] Kind/namespace/name --reason WHY", name)
+	if code, ok := parse(fs, args, synopsis, stdout, stderr); !ok {
 		return code
 	}
-	if fs.NArg() != 1 || *reason == "" {
-		fs.Usage()
-		return 2
+	switch {
+	case fs.NArg() == 0:
+		return usageErr(stderr, cliflag.Usagef(fs.Name(), "missing the workload: %s", strings.TrimPrefix(synopsis, "usage: ")))
+	case fs.NArg() > 1:
+		return usageErr(stderr, cliflag.Usagef(fs.Name(), "one workload at a time, got %d (%s); flags go before the workload", fs.NArg(), strings.Join(fs.Args(), " ")))
+	case *reason == "":
+		return usageErr(stderr, cliflag.Usagef(fs.Name(), "--reason is required (it goes to the audit log)"))
 	}
 	conn, err := rf.dial()
 	if err != nil {

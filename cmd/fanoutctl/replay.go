@@ -15,46 +15,43 @@ import (
 	"github.com/fanoutdev/fanout/aggregator/engine"
 	"github.com/fanoutdev/fanout/aggregator/replay"
 	"github.com/fanoutdev/fanout/aggregator/scenario"
+	"github.com/fanoutdev/fanout/internal/cliflag"
 )
+
+const replayUsage = `usage: fanoutctl replay FILE [--json] [--audit FILE] [tuning flags]
+
+Runs the aggregator's detector over a scenario file (format: scenarios/README.md) in simulated time and prints every
+decision; --json prints one JSON object per decision and a final {"summary":{...}} line.
+Exit codes: 0 success, 2 malformed file or bad usage, 1 other failures.`
 
 // runReplay implements `fanoutctl replay FILE [--json] [--audit FILE] [--dry-run]`.
 // Exit codes: 0 success, 2 malformed file or usage, 1 other failures.
 func runReplay(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	fs := flag.NewFlagSet("replay", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+	fs := flag.NewFlagSet("fanoutctl replay", flag.ContinueOnError)
 	asJSON := fs.Bool("json", false, "print one JSON object per decision and a final summary line")
 	auditPath := fs.String("audit", "", "write every decision with its evidence to this JSON-lines file")
 	cfg := engine.DefaultConfig()
 	cfg.Fleet.RegisterFlags(fs)
 	cfg.Detect.RegisterFlags(fs)
 	cfg.Switch.RegisterFlags(fs)
-	fs.Usage = func() {
-		fmt.Fprintln(stderr, "usage: fanoutctl replay FILE [--json] [--audit FILE] [tuning flags]")
-		fs.PrintDefaults()
-	}
 	// Allow the file before or after the flags.
 	var file string
 	rest := args
 	for {
-		if err := fs.Parse(rest); err != nil {
-			if errors.Is(err, flag.ErrHelp) {
-				return 0
-			}
-			return 2
+		if code, ok := parse(fs, rest, replayUsage, stdout, stderr); !ok {
+			return code
 		}
 		if fs.NArg() == 0 {
 			break
 		}
 		if file != "" {
-			fmt.Fprintf(stderr, "fanoutctl replay: more than one file given (%q, %q)\n", file, fs.Arg(0))
-			return 2
+			return usageErr(stderr, cliflag.Usagef(fs.Name(), "more than one scenario file given (%q, %q)", file, fs.Arg(0)))
 		}
 		file = fs.Arg(0)
 		rest = fs.Args()[1:]
 	}
 	if file == "" {
-		fs.Usage()
-		return 2
+		return usageErr(stderr, cliflag.Usagef(fs.Name(), "missing the scenario file: fanoutctl replay FILE [--json] (examples in scenarios/)"))
 	}
 	f, err := os.Open(file)
 	if err != nil {

@@ -87,7 +87,7 @@ func EnsureBinaries(ctx context.Context, logger *slog.Logger) (Binaries, error) 
 		}
 	}
 	if !isExecutable(b.KubeAPIServer) {
-		logger.Info("building kube-apiserver from the module proxy: the first build takes 15-40 min on 2 cores (progress every 30 s); "+
+		logger.Info("building kube-apiserver from the module proxy: the first build takes 10-25 min on 2 cores (progress every 30 s); "+
 			"interrupting is safe, the Go build cache keeps every finished package and the next run resumes",
 			"version", KubernetesVersion, "into", dir)
 		gomod, err := kubeAPIServerModule(ctx)

@@ -65,7 +65,8 @@ func (b goBuild) run(ctx context.Context, gomod, pkg, dst string) error {
 	} else if ctx.Err() != nil {
 		return b.explain(ctx, start, err)
 	}
-	b.logger.Info("compiling", "tool", b.name, "packages", total)
+	b.logger.Info("compiling", "tool", b.name, "packages", total,
+		"note", "packages already in the Go build cache are not compiled again, so the count may end below the total")
 
 	part := dst + ".part"
 	_ = os.Remove(part)
@@ -74,7 +75,7 @@ func (b goBuild) run(ctx context.Context, gomod, pkg, dst string) error {
 		n := count.n()
 		msg := []any{"step", "compiling", "packages compiled", n}
 		if total > 0 {
-			msg = append(msg, "of", total, "note", "packages already in the Go build cache are not compiled again, so the count may end below the total")
+			msg = append(msg, "of", total)
 		}
 		return msg
 	})

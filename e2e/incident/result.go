@@ -306,9 +306,11 @@ func (r *Result) Report(title string) report.Report {
 			v = d.Round(time.Millisecond).String()
 		}
 		rep.Summary = append(rep.Summary, report.Row{Label: "onset → trip", Value: v})
-		v = "not on every node"
+		v = "NOT on every node"
 		if d, ok := r.EnforcedEverywhere(); ok {
 			v = d.Round(time.Millisecond).String()
+		} else if r.Mode == "dry-run" {
+			v = "not enforced (dry-run)"
 		}
 		rep.Summary = append(rep.Summary, report.Row{Label: "trip → enforced on every node", Value: v},
 			report.Row{Label: "system workloads acted on", Value: fmt.Sprint(len(r.Touched()))})
@@ -341,19 +343,24 @@ func (r *Result) Report(title string) report.Report {
 		rep.Summary = append(rep.Summary, report.Row{Label: "agent API requests per node (whole run)", Value: strings.Join(parts, ", ")})
 	}
 
+	system := map[string]bool{}
+	for _, id := range r.System {
+		system[id] = true
+	}
 	marks := []report.Mark{{X: rel(r.Onset), Label: "onset", Kind: "onset"}}
 	for _, e := range r.Events {
 		switch e.Kind {
 		case "trip", "release", "alert":
-			kind := e.Kind
-			if kind == "alert" {
-				kind = "info"
-			}
 			label := e.Kind + " " + e.Workload
-			if strings.HasPrefix(e.Detail, "dry-run") {
+			switch {
+			case e.Kind == "alert" && system[e.Workload]:
+				label = "alert " + e.Workload + " (protected: reported only)"
+			case e.Kind == "trip" && strings.HasPrefix(e.Detail, "dry-run"):
+				label += " (dry-run: not enforced)"
+			case strings.HasPrefix(e.Detail, "dry-run"):
 				label += " (dry-run)"
 			}
-			marks = append(marks, report.Mark{X: rel(e.At), Label: label, Kind: kind})
+			marks = append(marks, report.Mark{X: rel(e.At), Label: label, Kind: e.Kind})
 		}
 	}
 	if d, ok := r.EnforcedEverywhere(); ok {
@@ -364,10 +371,20 @@ func (r *Result) Report(title string) report.Report {
 		marks = append(marks, report.Mark{X: rel(r.RolledBack), Label: "rollback to light GETs", Kind: "info"})
 	}
 	if rl, ok := r.Release(); ok {
+		// One line per node; a label per ramp step (re-admissions more than StepGap apart), so every step is named.
+		step := 0
 		for i, e := range rl.Readmitted {
-			label := "" // a line per node; labels on the first and last only, so a large fleet stays readable
-			if i == 0 || i == len(rl.Readmitted)-1 {
-				label = fmt.Sprintf("re-admitted %d/%d", i+1, r.Nodes)
+			label := ""
+			if i == 0 || e.At.Sub(rl.Readmitted[i-1].At) > StepGap {
+				step++
+				n := 1
+				for j := i + 1; j < len(rl.Readmitted) && rl.Readmitted[j].At.Sub(rl.Readmitted[j-1].At) <= StepGap; j++ {
+					n++
+				}
+				label = fmt.Sprintf("ramp step %d/%d: +%d node", step, rl.Steps, n)
+				if n > 1 {
+					label += "s"
+				}
 			}
 			marks = append(marks, report.Mark{X: rel(e.At), Label: label, Kind: "release"})
 		}
@@ -375,10 +392,11 @@ func (r *Result) Report(title string) report.Report {
 
 	rates := report.Chart{Title: "API calls per second by workload (fleet-wide, as the pods counted them)", YLabel: "calls/s", Marks: marks,
 		XMin: 0, XMax: rel(r.End)}
+	denied := report.Chart{Title: "API calls refused or failed per second (blocked by fanout, or the API server gave up)", YLabel: "calls/s", Marks: marks,
+		XMin: 0, XMax: rel(r.End)}
 	for _, id := range append(append([]string(nil), r.System...), r.TelemetryID) {
-		ok := report.Series{Name: id + " ok"}
-		bad := report.Series{Name: id + " failed/denied", Dashed: true}
-		anyBad := false
+		ok := report.Series{Name: id}
+		bad := report.Series{Name: id}
 		for _, p := range r.Recorder.Series(id) {
 			x := float64(p.Sec) - float64(r.Start.UnixNano())/1e9 + 0.5
 			if x < 0 || x > rel(r.End) {
@@ -386,12 +404,9 @@ func (r *Result) Report(title string) report.Report {
 			}
 			ok.Points = append(ok.Points, report.Point{X: x, Y: float64(p.OK)})
 			bad.Points = append(bad.Points, report.Point{X: x, Y: float64(p.Err + p.Denied)})
-			anyBad = anyBad || p.Err+p.Denied > 0
 		}
 		rates.Series = append(rates.Series, ok)
-		if anyBad {
-			rates.Series = append(rates.Series, bad)
-		}
+		denied.Series = append(denied.Series, bad)
 	}
 	lat := report.Chart{Title: "API server latency for an unrelated client (GET of one ConfigMap, 1 s windows)", YLabel: "ms", Marks: marks,
 		XMin: 0, XMax: rel(r.End)}
@@ -404,7 +419,7 @@ func (r *Result) Report(title string) report.Report {
 	}
 	lat.Series = []report.Series{p50, p99}
 	rep.Summary = append(rep.Summary, r.extraRows()...)
-	rep.Charts = append([]report.Chart{rates, lat}, r.extraCharts(marks)...)
+	rep.Charts = append([]report.Chart{rates, denied, lat}, r.extraCharts(marks)...)
 	return rep
 }
 
@@ -416,20 +431,70 @@ type Labeled struct {
 	Result *Result
 }
 
-// CombinedReport puts several runs on one page: each run's summary rows and charts, prefixed with its label.
+// CombinedReport puts several runs on one page side by side: one summary column per run, and each chart of every
+// run in one row on shared axes, so "dry-run" and "armed" compare at a glance.
 func CombinedReport(title string, runs ...Labeled) report.Report {
 	out := report.Report{Title: title, Generated: time.Now()}
-	for _, run := range runs {
+	if len(runs) == 0 {
+		return out
+	}
+	out.Intro = intro(runs)
+	var labels []string
+	rowIndex := map[string]int{}
+	for i, run := range runs {
+		out.Columns = append(out.Columns, run.Label)
 		r := run.Result.Report(run.Label)
 		for _, row := range r.Summary {
-			out.Summary = append(out.Summary, report.Row{Label: run.Label + ": " + row.Label, Value: row.Value})
+			k, ok := rowIndex[row.Label]
+			if !ok {
+				k = len(out.Summary)
+				rowIndex[row.Label] = k
+				labels = append(labels, row.Label)
+				out.Summary = append(out.Summary, report.Row{Label: row.Label, Values: make([]string, len(runs))})
+			}
+			out.Summary[k].Values[i] = row.Value
 		}
-		for _, c := range r.Charts {
+		for j, c := range r.Charts {
+			if j == len(out.Panels) {
+				out.Panels = append(out.Panels, report.Panel{Title: c.Title, YLabel: c.YLabel, Charts: make([]report.Chart, len(runs))})
+			}
 			c.Title = run.Label + ": " + c.Title
-			out.Charts = append(out.Charts, c)
+			out.Panels[j].Charts[i] = c
 		}
 	}
+	for i := range out.Summary {
+		for j, v := range out.Summary[i].Values {
+			if v == "" {
+				out.Summary[i].Values[j] = "-"
+			}
+		}
+	}
+	res := runs[0].Result
+	if len(res.System) > 0 {
+		out.Notes = append(out.Notes, fmt.Sprintf("Alerts on %s: these system DaemonSets are protected (--killswitch.protected). "+
+			"When the API server slows down their clients retry and reconnect, so their call pattern changes on every node at "+
+			"once and fanout's detector notices; for a protected workload it only alerts and never trips or blocks. That is "+
+			"why they can have alert markers while \"system workloads acted on\" stays 0.", strings.Join(res.System, " and ")))
+	}
 	return out
+}
+
+// intro is the "what you are looking at" paragraph of a combined report.
+func intro(runs []Labeled) []string {
+	r := runs[0].Result
+	var names []string
+	for _, run := range runs {
+		names = append(names, run.Label)
+	}
+	return []string{fmt.Sprintf("What you are looking at: the same incident replayed %d times on this machine (%s, left to right), "+
+		"each on a real kube-apiserver with %d simulated nodes (real cgroups, one real fanout-agent per node) and %d seeded pods. "+
+		"At the orange onset line the DaemonSet %s rolls out and each of its pods starts %d cluster-wide LIST loops. "+
+		"In dry-run fanout decides and audits but blocks nothing, so the incident runs its course; armed, it trips the "+
+		"DaemonSet (red) and every node blocks it in the kernel (purple). Later the DaemonSet is rolled back to light GETs "+
+		"and released by hand, and the nodes let it back in ramp steps (green). The first row is each workload's successful "+
+		"API calls per second, the second its refused or failed calls, the third the latency an unrelated client sees: "+
+		"the number that says whether the API server is healthy.",
+		len(runs), strings.Join(names, ", "), r.Nodes, r.SeedPods, r.TelemetryID, r.TelemetryWorkers)}
 }
 
 // ProbeStats summarises the unrelated client's calls that started in [from, to).

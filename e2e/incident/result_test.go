@@ -78,10 +78,10 @@ func TestResultPhasesAndReport(t *testing.T) {
 	if err := report.Write(&page, r.Report("t")); err != nil {
 		t.Fatal(err)
 	}
-	if n := strings.Count(page.String(), "<svg "); n != 2 {
+	if n := strings.Count(page.String(), "<svg "); n != 3 { // calls, refused calls, latency
 		t.Fatalf("%d charts", n)
 	}
-	if n := strings.Count(page.String(), `<polyline class="series"`); n != 4 { // 2 workloads + p50 + p99
+	if n := strings.Count(page.String(), `<polyline class="series"`); n != 6 { // 2 workloads x 2 + p50 + p99
 		t.Fatalf("%d series", n)
 	}
 }
@@ -152,11 +152,73 @@ func TestResultRelease(t *testing.T) {
 	if readmitMarks != 5 { // the release decision and 4 re-admissions
 		t.Fatalf("%d release marks, want 5", readmitMarks)
 	}
+	var steps []string
+	for _, m := range rep.Charts[0].Marks {
+		if strings.HasPrefix(m.Label, "ramp step") {
+			steps = append(steps, m.Label)
+		}
+	}
+	if got := strings.Join(steps, "; "); got != "ramp step 1/3: +2 nodes; ramp step 2/3: +1 node; ramp step 3/3: +1 node" {
+		t.Fatalf("every ramp step must be labelled: %q", got)
+	}
 	r.Events = r.Events[:4] // no release: one recovery phase
 	if _, ok := r.Release(); ok {
 		t.Fatal("release without a release event")
 	}
 	if n := len(r.Phases()); n != 3 {
 		t.Fatalf("%d phases without a release, want 3", n)
+	}
+}
+
+// TestCombinedReport: dry-run and armed side by side (a column each, one panel per chart), the dry-run's enforcement
+// row says it was not enforced, protected workloads' alerts are explained.
+func TestCombinedReport(t *testing.T) {
+	t0 := time.Unix(4000, 0)
+	mk := func(mode string) *Result {
+		r := &Result{Nodes: 2, Guarded: true, Mode: mode, System: []string{KubeProxy, NodeAgent}, TelemetryID: Telemetry, Recorder: fleet.NewRecorder(),
+			Start: t0, Onset: t0.Add(10 * time.Second), IncidentEnd: t0.Add(20 * time.Second), End: t0.Add(30 * time.Second),
+			Events: []Event{{At: t0.Add(12 * time.Second), Kind: "trip", Workload: Telemetry, Detail: "dry-run: would trip"},
+				{At: t0.Add(13 * time.Second), Kind: "alert", Workload: KubeProxy}}}
+		if mode == "armed" {
+			r.Events[0].Detail = "surge"
+			for _, n := range []string{"node-1", "node-2"} {
+				r.Events = append(r.Events, Event{At: t0.Add(12200 * time.Millisecond), Kind: "enforced", Workload: Telemetry, Node: n})
+			}
+		}
+		return r
+	}
+	rep := CombinedReport("demo", Labeled{"dry-run", mk("dry-run")}, Labeled{"armed", mk("armed")})
+	if len(rep.Columns) != 2 || len(rep.Panels) != 3 || len(rep.Panels[0].Charts) != 2 || len(rep.Intro) != 1 {
+		t.Fatalf("columns %v, %d panels, intro %d", rep.Columns, len(rep.Panels), len(rep.Intro))
+	}
+	found := false
+	for _, row := range rep.Summary {
+		if row.Label == "trip → enforced on every node" {
+			found = true
+			if row.Values[0] != "not enforced (dry-run)" || row.Values[1] != "200ms" {
+				t.Fatalf("enforcement row %q", row.Values)
+			}
+		}
+	}
+	if !found {
+		t.Fatal("no enforcement row")
+	}
+	var labels []string
+	for _, m := range rep.Panels[0].Charts[0].Marks {
+		labels = append(labels, m.Label)
+	}
+	joined := strings.Join(labels, "|")
+	if !strings.Contains(joined, "(dry-run: not enforced)") || !strings.Contains(joined, "alert "+KubeProxy+" (protected: reported only)") {
+		t.Fatalf("marks %q", joined)
+	}
+	if len(rep.Notes) == 0 || !strings.Contains(rep.Notes[0], "protected") {
+		t.Fatalf("no note on protected workloads' alerts: %q", rep.Notes)
+	}
+	var page bytes.Buffer
+	if err := report.Write(&page, rep); err != nil {
+		t.Fatal(err)
+	}
+	if n := strings.Count(page.String(), "<svg "); n != 6 {
+		t.Fatalf("%d charts, want 6", n)
 	}
 }

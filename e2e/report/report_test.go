@@ -2,6 +2,7 @@ package report
 
 import (
 	"bytes"
+	"math"
 	"context"
 	"image"
 	"image/png"
@@ -28,24 +29,44 @@ func sampleReport() Report {
 		p50 = append(p50, Point{X: x, Y: 4})
 		p99 = append(p99, Point{X: x, Y: 20 + y/10})
 	}
+	dry := []Mark{{X: 20, Label: "onset", Kind: "onset"}, {X: 21, Label: "alert DaemonSet/kube-system/kube-proxy (protected: reported only)", Kind: "alert"},
+		{X: 22, Label: "trip DaemonSet/monitoring/telemetry (dry-run: not enforced)", Kind: "trip"}, {X: 100, Label: "rollback to light GETs", Kind: "info"}}
+	armed := []Mark{{X: 20, Label: "onset", Kind: "onset"}, {X: 22, Label: "trip DaemonSet/monitoring/telemetry", Kind: "trip"},
+		{X: 22.3, Label: "enforced on every node", Kind: "enforced"}, {X: 22.5, Label: "alert DaemonSet/kube-system/kube-proxy (protected: reported only)", Kind: "alert"},
+		{X: 100, Label: "rollback to light GETs", Kind: "info"}, {X: 106, Label: "release DaemonSet/monitoring/telemetry", Kind: "release"},
+		{X: 107, Label: "ramp step 1/3: +2 nodes", Kind: "release"}, {X: 113, Label: "ramp step 2/3: +1 node", Kind: "release"},
+		{X: 119.5, Label: "ramp step 3/3: +1 node", Kind: "release"}}
+	denied := []Point{}
+	for x := 0.0; x <= 120; x++ {
+		y := 0.0
+		if x >= 22 && x < 100 {
+			y = 3
+		}
+		denied = append(denied, Point{X: x, Y: y})
+	}
 	return Report{
 		Title:     "fanout e2e <incident> replay",
 		Generated: time.Unix(1800000000, 0),
-		Summary:   []Row{{"onset → trip", "2.1 s"}, {"trip → enforced on every node", "0.31 s"}},
-		Notes:     []string{"armed run; the dry run follows"},
-		Charts: []Chart{
-			{
-				Title: "API requests per second by workload", YLabel: "requests/s",
-				Series: []Series{{Name: "DaemonSet/kube-system/kube-proxy", Points: sys}, {Name: "DaemonSet/monitoring/telemetry<script>", Points: bad}},
-				Marks:  []Mark{{X: 30, Label: "onset", Kind: "onset"}, {X: 32, Label: "trip", Kind: "trip"}, {X: 32.3, Label: "enforced", Kind: "enforced"}, {X: 90, Label: "release", Kind: "release"}},
-			},
-			{
-				Title: "Unrelated client GET latency", YLabel: "ms",
-				Series: []Series{{Name: "p50", Points: p50}, {Name: "p99", Points: p99, Dashed: true}},
-				Marks:  []Mark{{X: 32, Label: "trip", Kind: "trip"}},
-			},
-			{Title: "Empty chart", YLabel: "n"},
+		Intro:     []string{"What you are looking at: the same incident twice, dry-run left, armed right."},
+		Columns:   []string{"dry-run", "armed"},
+		Summary: []Row{{Label: "onset → trip", Values: []string{"2.1 s", "2.0 s"}},
+			{Label: "trip → enforced on every node", Values: []string{"not enforced (dry-run)", "0.31 s"}}},
+		Notes: []string{"alerts on protected DaemonSets are reported only"},
+		Panels: []Panel{
+			{Title: "API requests per second by workload", YLabel: "requests/s", Charts: []Chart{
+				{Series: []Series{{Name: "DaemonSet/kube-system/kube-proxy", Points: sys}, {Name: "DaemonSet/monitoring/telemetry<script>", Points: bad}}, Marks: dry},
+				{Series: []Series{{Name: "DaemonSet/kube-system/kube-proxy", Points: sys}, {Name: "DaemonSet/monitoring/telemetry<script>", Points: bad}}, Marks: armed},
+			}},
+			{Title: "refused calls per second", YLabel: "calls/s", Charts: []Chart{
+				{Series: []Series{{Name: "telemetry", Points: denied}}, Marks: dry},
+				{Series: []Series{{Name: "telemetry", Points: denied}}, Marks: armed},
+			}},
+			{Title: "Unrelated client GET latency", YLabel: "ms", Charts: []Chart{
+				{Series: []Series{{Name: "p50", Points: p50}, {Name: "p99", Points: p99, Dashed: true}}, Marks: dry},
+				{Series: []Series{{Name: "p50", Points: p50}, {Name: "p99", Points: p99, Dashed: true}}, Marks: armed},
+			}},
 		},
+		Charts: []Chart{{Title: "Empty chart", YLabel: "n"}},
 	}
 }
 
@@ -56,11 +77,16 @@ func TestWriteStructure(t *testing.T) {
 	}
 	html := buf.String()
 	for what, want := range map[string]int{
-		"<svg ":                     3,
-		`<polyline class="series"`:  4,
-		`class="mark mark-trip"`:    2,
-		`class="mark mark-release"`: 1,
+		"<svg ":                     7,
+		`<polyline class="series"`:  10,
+		`class="mark mark-trip"`:    6,
+		`class="mark mark-release"`: 12,
+		`class="mark mark-alert"`:   6,
 		">no data</text>":           1,
+		"ramp step 3/3":             3,
+		"<th>armed</th>":            1,
+		"What you are looking at":   1,
+		"Vertical markers:":         1,
 	} {
 		if got := strings.Count(html, what); got != want {
 			t.Errorf("%q appears %d times, want %d", what, got, want)
@@ -72,7 +98,7 @@ func TestWriteStructure(t *testing.T) {
 	if strings.Contains(html, "NaN") || strings.Contains(html, "Inf") || strings.Contains(html, "ZgotmplZ") {
 		t.Errorf("bad values in output")
 	}
-	if strings.Contains(html, "http://") && strings.Count(html, "http://") != 3 { // only the svg xmlns
+	if strings.Contains(html, "http://") && strings.Count(html, "http://") != 7 { // only the svg xmlns
 		t.Errorf("page must not reference external resources")
 	}
 	// Every polyline has all its points (121 per series).
@@ -81,6 +107,61 @@ func TestWriteStructure(t *testing.T) {
 		if n := len(strings.Fields(m[1])); n != 121 {
 			t.Errorf("polyline with %d points, want 121", n)
 		}
+	}
+}
+
+// TestMarkLabelsNeverOverlapOrCut: crowded marks (the armed run's trip, enforcement and alerts within a second, a
+// label at the right edge) get lanes of their own and stay inside the chart.
+func TestMarkLabelsNeverOverlapOrCut(t *testing.T) {
+	c := Chart{XMin: 0, XMax: 100, YMin: 0, YMax: 10, Series: []Series{{Name: "s", Points: []Point{{0, 1}, {100, 2}}}}}
+	for i, x := range []float64{30, 30.2, 30.4, 31, 31.5, 60, 99.5, 100} {
+		c.Marks = append(c.Marks, Mark{X: x, Label: strings.Repeat("enforced on every node ", 1+i%2), Kind: []string{"trip", "enforced", "alert", "release"}[i%4]})
+	}
+	for _, w := range []float64{pageWidth, 672} {
+		s := layout("t", c, w, DefaultMarkKinds, math.Inf(1), 0)
+		type box struct{ from, to, y float64 }
+		var boxes []box
+		for _, m := range s.Marks {
+			tw := float64(len([]rune(m.Label))) * charWidth
+			from := m.LabelX
+			if m.Anchor == "end" {
+				from -= tw
+			}
+			if from < 0 || from+tw > w {
+				t.Errorf("width %v: label %q at %.0f..%.0f is cut", w, m.Label, from, from+tw)
+			}
+			if m.LabelY >= s.PlotY {
+				t.Errorf("label %q drawn inside the plot (y %.0f, plot from %.0f)", m.Label, m.LabelY, s.PlotY)
+			}
+			for _, b := range boxes {
+				if b.y == m.LabelY && from < b.to && b.from < from+tw {
+					t.Errorf("width %v: label %q overlaps another at y=%.0f", w, m.Label, m.LabelY)
+				}
+			}
+			boxes = append(boxes, box{from, from + tw, m.LabelY})
+		}
+	}
+}
+
+// TestRobustScale: a one-second spike does not flatten the rest; it is clipped and named.
+func TestRobustScale(t *testing.T) {
+	var pts []Point
+	for x := 0.0; x < 120; x++ {
+		y := 40.0
+		if x == 50 {
+			y = 5000
+		}
+		pts = append(pts, Point{x, y})
+	}
+	var buf bytes.Buffer
+	if err := Write(&buf, Report{Charts: []Chart{{Title: "rates", Series: []Series{{Name: "web ok", Points: pts}}}}}); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(buf.String(), "web ok peaks at 5000 at t=50s") {
+		t.Fatalf("spike not named:\n%s", buf.String())
+	}
+	if top, clipped := robustTop([]float64{1, 2, 3, 4, 5}); clipped || top < 5 {
+		t.Fatalf("no spike: top %v clipped %v", top, clipped)
 	}
 }
 
@@ -134,11 +215,11 @@ func TestRendersInHeadlessChromium(t *testing.T) {
 		return stdout.Bytes()
 	}
 	dom := string(run("--dump-dom"))
-	if n := strings.Count(dom, "<svg"); n != 3 {
-		t.Fatalf("browser DOM has %d svg elements, want 3", n)
+	if n := strings.Count(dom, "<svg"); n != 7 {
+		t.Fatalf("browser DOM has %d svg elements, want 7", n)
 	}
-	if n := strings.Count(dom, "<polyline"); n != 4 {
-		t.Fatalf("browser DOM has %d polylines, want 4", n)
+	if n := strings.Count(dom, "<polyline"); n != 10 {
+		t.Fatalf("browser DOM has %d polylines, want 10", n)
 	}
 	if !strings.Contains(dom, "DaemonSet/kube-system/kube-proxy") || !strings.Contains(dom, "trip") {
 		t.Fatal("browser DOM lacks the legend or marks")
@@ -148,7 +229,7 @@ func TestRendersInHeadlessChromium(t *testing.T) {
 	if keep := os.Getenv("FANOUT_REPORT_SHOT"); keep != "" {
 		shot = keep // for a person to look at
 	}
-	run("--screenshot="+shot, "--window-size=1000,1400", "--hide-scrollbars")
+	run("--screenshot="+shot, "--window-size=1420,2200", "--hide-scrollbars")
 	f, err := os.Open(shot)
 	if err != nil {
 		t.Fatalf("no screenshot: %v", err)

@@ -1,5 +1,5 @@
 // Command e2e-bins builds (or finds cached) the etcd and kube-apiserver binaries the e2e tests and the demo run, and
-// prints where they are. `make demo` and `make test` call it first, so the first, long build (15-40 min on 2 cores)
+// prints where they are. `make demo` and `make test` call it first, so the first, long build (10-25 min on 2 cores)
 // shows its progress every 30 s instead of running silently inside a test.
 package main
 
