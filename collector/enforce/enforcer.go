@@ -691,6 +691,7 @@ func selfPodUID() string {
 // BlockedWorkload is a workload the enforcer currently holds blocked (or is releasing) on this node.
 type BlockedWorkload struct {
 	Workload  string
+	Epoch     uint64 // trip of the block (0 = unknown, e.g. restored after a restart)
 	Pods      int  // pod cgroups still blocked
 	Releasing bool // a release ramp is under way
 }
@@ -701,7 +702,7 @@ func (e *Enforcer) Blocked() []BlockedWorkload {
 	defer e.mu.Unlock()
 	out := make([]BlockedWorkload, 0, len(e.workloads))
 	for name, ws := range e.workloads {
-		out = append(out, BlockedWorkload{Workload: name, Pods: len(ws.pods), Releasing: ws.releasing})
+		out = append(out, BlockedWorkload{Workload: name, Epoch: ws.epoch, Pods: len(ws.pods), Releasing: ws.releasing})
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Workload < out[j].Workload })
 	return out
