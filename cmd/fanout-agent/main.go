@@ -155,7 +155,7 @@ func run(ctx context.Context, cfg *config, logger *slog.Logger) error {
 	var enf *enforce.Enforcer
 	if cfg.Enforce {
 		ecfg := cfg.EnforceConfig
-		ecfg.PinDir, ecfg.PodsCgroup = cfg.PinDir, root
+		ecfg.PinDir, ecfg.PodsCgroup, ecfg.Node = cfg.PinDir, root, cfg.NodeName
 		enf, err = enforce.New(ecfg, enforce.Deps{Workloads: enforce.WorkloadFunc(func(uid string) (string, bool) {
 			id, ok := ids.PodByUID(uid)
 			return id.Workload, ok

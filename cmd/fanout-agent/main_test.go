@@ -168,7 +168,7 @@ func TestAgentEndToEnd(t *testing.T) {
 	}
 	cg.Close()
 
-	podLabels := `{namespace="default",pod="web-7d9f8-abcde",uid="`+uid+`",workload="Pod/default/web-7d9f8-abcde"}`
+	podLabels := `{namespace="default",pod="web-7d9f8-abcde",uid="` + uid + `",workload="Pod/default/web-7d9f8-abcde"}`
 	var metrics map[string]float64
 	waitFor(t, 10*time.Second, func() bool {
 		metrics = scrape(t, "http://"+web+"/metrics")

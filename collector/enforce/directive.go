@@ -4,6 +4,8 @@ import (
 	"errors"
 	"fmt"
 	"time"
+
+	"github.com/fanoutdev/fanout/api/ramp"
 )
 
 // Action is what a Directive asks for.
@@ -23,15 +25,20 @@ type Directive struct {
 	// TTL (block): how long the block holds unless renewed by another block directive; 0 = Config.DefaultTTL.
 	// Capped at Config.MaxTTL.
 	TTL time.Duration
-	// Ramp (release): how the workload's pods are re-admitted; the zero Ramp releases all at once.
+	// Ramp (release): when this node re-admits the workload; the zero Ramp is Config.DefaultRamp.
 	Ramp Ramp
 	// Reason is logged.
 	Reason string
+	// Epoch identifies the trip (0 = unknown). A block of an epoch at or below the last released one is stale and
+	// ignored; a release of an epoch below the block in force is stale too.
+	Epoch uint64
+	// Issued (release) is when the fleet-wide ramp started; zero = now.
+	Issued time.Time
 }
 
-// Ramp spreads a release: the workload's blocked pods are shuffled and split into Steps batches; batch k
-// (k = 0..Steps-1) is re-admitted at k*Duration/Steps after the directive, each pod plus a uniform random delay in
-// [0, Jitter). New pods of a releasing workload are not blocked.
+// Ramp spreads a release over the fleet (api/ramp): this node re-admits all its pods of the workload at its own
+// place in the ramp, a stable hash of the node name against the step's fraction, plus the node's jitter. New pods of
+// a releasing workload are not blocked. The zero Ramp means Config.DefaultRamp: every release ramps.
 type Ramp struct {
 	Duration time.Duration
 	Steps    int
@@ -40,6 +47,10 @@ type Ramp struct {
 
 // ErrProtected is returned (wrapped) for a block directive naming a protected workload.
 var ErrProtected = errors.New("workload is protected")
+
+// ErrStale is returned (wrapped) for a directive older than what was applied (a block of a released epoch, a release
+// of an epoch older than the block in force).
+var ErrStale = errors.New("stale directive")
 
 func (d Directive) validate() error {
 	if d.Workload == "" {
@@ -51,8 +62,11 @@ func (d Directive) validate() error {
 			return fmt.Errorf("negative ttl %s", d.TTL)
 		}
 	case ActionRelease:
-		if d.Ramp.Duration < 0 || d.Ramp.Steps < 0 || d.Ramp.Jitter < 0 {
+		if d.Ramp.Steps < 0 {
 			return fmt.Errorf("bad ramp %+v", d.Ramp)
+		}
+		if err := d.Ramp.schedule(time.Time{}).Validate(); err != nil {
+			return err
 		}
 	default:
 		return fmt.Errorf("unknown action %q", d.Action)
@@ -60,16 +74,6 @@ func (d Directive) validate() error {
 	return nil
 }
 
-// schedule returns the release offset of each of n pods (already shuffled), before jitter.
-func (r Ramp) schedule(n int) []time.Duration {
-	out := make([]time.Duration, n)
-	steps := max(r.Steps, 1)
-	if r.Duration <= 0 {
-		return out
-	}
-	for i := range n {
-		batch := i * steps / n
-		out[i] = time.Duration(int64(r.Duration) * int64(batch) / int64(steps))
-	}
-	return out
+func (r Ramp) schedule(start time.Time) ramp.Schedule {
+	return ramp.Schedule{Start: start, Duration: r.Duration, Steps: uint(max(r.Steps, 0)), Jitter: r.Jitter}
 }

@@ -4,13 +4,15 @@ import (
 	"bufio"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"os"
 	"os/exec"
-	"strconv"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
+
+	apiramp "github.com/fanoutdev/fanout/api/ramp"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
@@ -266,36 +268,50 @@ func TestTTLExpiry(t *testing.T) {
 	wantOK(t, probeOnce(t, ctr2, e2.v4), "after renewed TTL")
 }
 
-// A release ramp re-admits the workload's pods in steps.
-func TestRampReleasesInSteps(t *testing.T) {
-	e := newEnv(t, 10*time.Millisecond)
+// A release re-admits all the workload's pods on this node together, at the node's fleet-wide place in the ramp
+// (api/ramp), not spread over the node's own pods.
+func TestReleaseAtNodesPlaceInRamp(t *testing.T) {
+	ramp := enforce.Ramp{Duration: 800 * time.Millisecond, Steps: 4}
+	node := ""
+	for i := 0; node == ""; i++ { // a node released at step 2 or 3: held for a while, then all pods at once
+		n := fmt.Sprintf("node-%d", i)
+		if k := (apiramp.Schedule{Duration: ramp.Duration, Steps: 4}).Step(n); k >= 2 {
+			node = n
+		}
+	}
+	off := apiramp.Schedule{Duration: ramp.Duration, Steps: 4}.Offset(node)
+	e := newEnvNode(t, 10*time.Millisecond, node)
 	const pods = 8
 	for i := range pods {
 		e.pod(t, uid(100+i), web)
 	}
-	if err := e.enf.Apply(enforce.Directive{Action: enforce.ActionBlock, Workload: web, TTL: time.Minute}); err != nil {
+	if err := e.enf.Apply(enforce.Directive{Action: enforce.ActionBlock, Workload: web, TTL: time.Minute, Epoch: 5}); err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	if err := e.enf.Apply(enforce.Directive{Action: enforce.ActionRelease, Workload: web, Ramp: ramp, Epoch: 5, Issued: start}); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(time.Until(start.Add(off - 100*time.Millisecond)))
+	if n := len(blockedIDs(t, e.pin)); n != pods {
+		t.Fatalf("%s before the node's place in the ramp (%s): %d pods blocked, want %d", time.Since(start), off, n, pods)
+	}
+	time.Sleep(time.Until(start.Add(off + 150*time.Millisecond)))
+	if n := len(blockedIDs(t, e.pin)); n != 0 {
+		t.Fatalf("%s after release (node place %s): %d pods still blocked", time.Since(start), off, n)
+	}
+	// The block of the released epoch, delivered late, cannot land; a new trip can.
+	if err := e.enf.Apply(enforce.Directive{Action: enforce.ActionBlock, Workload: web, TTL: time.Minute, Epoch: 5}); !errors.Is(err, enforce.ErrStale) {
+		t.Fatalf("stale block: err = %v, want ErrStale", err)
+	}
+	if n := len(blockedIDs(t, e.pin)); n != 0 {
+		t.Fatalf("stale block landed on %d pods", n)
+	}
+	if err := e.enf.Apply(enforce.Directive{Action: enforce.ActionBlock, Workload: web, TTL: time.Minute, Epoch: 6}); err != nil {
 		t.Fatal(err)
 	}
 	if n := len(blockedIDs(t, e.pin)); n != pods {
-		t.Fatalf("blocked %d pods, want %d", n, pods)
-	}
-	ramp := enforce.Ramp{Duration: 800 * time.Millisecond, Steps: 4, Jitter: 20 * time.Millisecond}
-	start := time.Now()
-	if err := e.enf.Apply(enforce.Directive{Action: enforce.ActionRelease, Workload: web, Ramp: ramp}); err != nil {
-		t.Fatal(err)
-	}
-	// Batches of 2 at 0, 200, 400, 600 ms (+ up to 20 ms jitter, + sweep period).
-	var seen []string
-	for _, at := range []time.Duration{100, 300, 500, 700, 900} {
-		time.Sleep(time.Until(start.Add(at * time.Millisecond)))
-		seen = append(seen, time.Since(start).Round(time.Millisecond).String()+"="+strconv.Itoa(len(blockedIDs(t, e.pin))))
-	}
-	t.Logf("blocked pods during the ramp: %v", seen)
-	want := []string{"6", "4", "2", "0", "0"}
-	for i, s := range seen {
-		if got := s[strings.Index(s, "=")+1:]; got != want[i] {
-			t.Fatalf("blocked pods over time %v, want %v", seen, want)
-		}
+		t.Fatalf("new trip blocked %d pods, want %d", n, pods)
 	}
 }
 

@@ -5,13 +5,13 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"math/rand/v2"
 	"os"
 	"sort"
 	"strings"
 	"sync"
 	"time"
 
+	"github.com/fanoutdev/fanout/api/protect"
 	"github.com/fanoutdev/fanout/collector/blockmap"
 	"github.com/fanoutdev/fanout/collector/cgroups"
 	"github.com/fanoutdev/fanout/collector/pindir"
@@ -50,6 +50,11 @@ type Config struct {
 	Protected []string
 	// SweepInterval is how often TTLs, release ramps and the block list are reconciled (default 250ms).
 	SweepInterval time.Duration
+	// Node is this node's name: its place in every fleet-wide release ramp (api/ramp).
+	Node string
+	// DefaultRamp is the ramp of a release that names none (a workload that vanished from the directive sets);
+	// zero = 2m in 4 steps with 5s jitter, the aggregator's defaults.
+	DefaultRamp Ramp
 }
 
 func (c *Config) defaults() error {
@@ -64,6 +69,9 @@ func (c *Config) defaults() error {
 	}
 	if c.Protected == nil {
 		c.Protected = DefaultProtected
+	}
+	if c.DefaultRamp == (Ramp{}) {
+		c.DefaultRamp = Ramp{Duration: 2 * time.Minute, Steps: 4, Jitter: 5 * time.Second}
 	}
 	if c.SweepInterval <= 0 {
 		c.SweepInterval = 250 * time.Millisecond
@@ -87,6 +95,7 @@ type pod struct {
 }
 
 type workloadState struct {
+	epoch     uint64 // trip of the block in force (0 = unknown, e.g. restored)
 	expires   uint64 // boot ns; 0 = none
 	releasing bool
 	rampEnd   uint64
@@ -111,6 +120,7 @@ type Enforcer struct {
 	names     map[uint64]string  // cgroup id -> workload label, kept for counter attribution
 	destroyed map[string]float64 // workload -> sockets destroyed
 	refused   map[[2]string]float64
+	released  map[string]uint64 // workload -> last released epoch: a block of it or older is stale
 
 	closeOnce sync.Once
 }
@@ -128,9 +138,12 @@ func New(cfg Config, deps Deps, logger *slog.Logger) (_ *Enforcer, err error) {
 		return nil, fmt.Errorf("enforce: %w", err)
 	}
 	e := &Enforcer{cfg: cfg, deps: deps, log: logger.With("component", "enforce"),
-		prot: protector{patterns: cfg.Protected}, workloads: map[string]*workloadState{}, known: map[uint64]*pod{},
+		workloads: map[string]*workloadState{}, known: map[uint64]*pod{},
 		pending: map[string]podDir{}, names: map[uint64]string{}, destroyed: map[string]float64{},
-		refused: map[[2]string]float64{}}
+		refused: map[[2]string]float64{}, released: map[string]uint64{}}
+	if e.prot.set, err = protect.Compile(cfg.Protected); err != nil {
+		return nil, fmt.Errorf("enforce: %w", err)
+	}
 	if e.deps.Destinations == nil {
 		e.deps.Destinations = func() ([]sockdestroy.Destination, error) { return sockdestroy.ReadEndpoints(cfg.PinDir) }
 	}
@@ -217,7 +230,7 @@ func (e *Enforcer) PodAdded(podUID string) {
 }
 
 func (e *Enforcer) block(d Directive) error {
-	if e.prot.workloadProtected(d.Workload) {
+	if e.prot.set.Match(d.Workload) {
 		e.refuse(d.Workload, ReasonProtected, "block refused: workload is protected", "reason", d.Reason)
 		return fmt.Errorf("block %s: %w", d.Workload, ErrProtected)
 	}
@@ -230,6 +243,10 @@ func (e *Enforcer) block(d Directive) error {
 	expires := blockmap.ExpiresIn(now, ttl)
 
 	e.mu.Lock()
+	if d.Epoch != 0 && d.Epoch <= e.released[d.Workload] {
+		e.mu.Unlock()
+		return fmt.Errorf("block %s of epoch %d after its release: %w", d.Workload, d.Epoch, ErrStale)
+	}
 	ws := e.workloads[d.Workload]
 	if ws == nil {
 		ws = &workloadState{pods: map[uint64]*pod{}, refused: map[uint64]bool{}}
@@ -237,6 +254,9 @@ func (e *Enforcer) block(d Directive) error {
 	}
 	renewal := len(ws.pods) > 0 && !ws.releasing
 	ws.expires, ws.releasing, ws.rampEnd = expires, false, 0
+	if d.Epoch != 0 {
+		ws.epoch = d.Epoch
+	}
 	err := e.maps.PutWorkload(d.Workload, blockmap.WorkloadRecord{ExpiresBootNs: expires})
 	var blocked []uint64
 	var errs []error
@@ -320,37 +340,42 @@ func (e *Enforcer) remember(pd podDir, workload string) *pod {
 	return p
 }
 
+// release schedules the re-admission of the workload's pods on this node at the node's place in the fleet-wide
+// ramp (api/ramp): all of them at once, at Issued + the node's offset (a DaemonSet with one pod per node comes back
+// over the ramp, not within the jitter).
 func (e *Enforcer) release(d Directive) error {
 	now := mustBootNow()
+	wall := time.Now()
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	ws := e.workloads[d.Workload]
 	if ws == nil {
-		e.log.Info("release of a workload not blocked here", "workload", d.Workload)
+		if d.Epoch > e.released[d.Workload] {
+			e.released[d.Workload] = d.Epoch
+		}
+		e.log.Debug("release of a workload not blocked here", "workload", d.Workload)
 		return nil
 	}
-	ids := make([]uint64, 0, len(ws.pods))
-	for id := range ws.pods {
-		ids = append(ids, id)
+	if d.Epoch != 0 && ws.epoch != 0 && d.Epoch < ws.epoch {
+		return fmt.Errorf("release %s of epoch %d while epoch %d is blocked: %w", d.Workload, d.Epoch, ws.epoch, ErrStale)
 	}
-	rand.Shuffle(len(ids), func(i, j int) { ids[i], ids[j] = ids[j], ids[i] })
-	offsets := d.Ramp.schedule(len(ids))
-	var last uint64
-	for i, id := range ids {
-		at := now + uint64(offsets[i])
-		if d.Ramp.Jitter > 0 {
-			at += uint64(rand.Int64N(int64(d.Ramp.Jitter)))
-		}
-		ws.pods[id].releaseAt = max(at, 1)
-		last = max(last, at)
+	e.released[d.Workload] = max(d.Epoch, ws.epoch, e.released[d.Workload])
+	if ws.releasing {
+		return nil // a ramp is under way; repeats of the release change nothing
 	}
-	ws.releasing, ws.rampEnd = true, max(last, now)
+	r, wait := releaseDelay(e.cfg, d, wall)
+	at := now + uint64(wait)
+	for _, p := range ws.pods {
+		p.releaseAt = max(at, 1)
+	}
+	ws.releasing, ws.rampEnd = true, at
 	if err := e.maps.PutWorkload(d.Workload, blockmap.WorkloadRecord{ExpiresBootNs: ws.expires,
 		RampEndBootNs: ws.rampEnd, Flags: blockmap.FlagReleasing}); err != nil {
 		return fmt.Errorf("release %s: %w", d.Workload, err)
 	}
-	e.log.Info("workload release started", "workload", d.Workload, "pods", len(ids), "ramp", d.Ramp.Duration,
-		"steps", d.Ramp.Steps, "jitter", d.Ramp.Jitter, "reason", d.Reason)
+	e.log.Info("workload release scheduled", "workload", d.Workload, "pods", len(ws.pods), "in",
+		time.Duration(at-now), "ramp", r.Duration, "steps", r.Steps, "jitter", r.Jitter, "epoch", d.Epoch,
+		"reason", d.Reason)
 	e.advanceLocked(now)
 	return nil
 }
@@ -666,6 +691,7 @@ func selfPodUID() string {
 // BlockedWorkload is a workload the enforcer currently holds blocked (or is releasing) on this node.
 type BlockedWorkload struct {
 	Workload  string
+	Epoch     uint64 // trip of the block (0 = unknown, e.g. restored after a restart)
 	Pods      int  // pod cgroups still blocked
 	Releasing bool // a release ramp is under way
 }
@@ -676,8 +702,23 @@ func (e *Enforcer) Blocked() []BlockedWorkload {
 	defer e.mu.Unlock()
 	out := make([]BlockedWorkload, 0, len(e.workloads))
 	for name, ws := range e.workloads {
-		out = append(out, BlockedWorkload{Workload: name, Pods: len(ws.pods), Releasing: ws.releasing})
+		out = append(out, BlockedWorkload{Workload: name, Epoch: ws.epoch, Pods: len(ws.pods), Releasing: ws.releasing})
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Workload < out[j].Workload })
 	return out
+}
+
+// releaseDelay is how long after wall this node re-admits the workload of release d, and the ramp it runs: the
+// directive's ramp (or Config.DefaultRamp when it names none) placed fleet-wide by the node's name (api/ramp),
+// counted from d.Issued (or wall when missing or ahead of this node's clock).
+func releaseDelay(cfg Config, d Directive, wall time.Time) (Ramp, time.Duration) {
+	r := d.Ramp
+	if r == (Ramp{}) {
+		r = cfg.DefaultRamp
+	}
+	start := d.Issued
+	if start.IsZero() || start.After(wall) {
+		start = wall
+	}
+	return r, max(r.schedule(start).ReleaseTime(cfg.Node).Sub(wall), 0)
 }

@@ -65,7 +65,9 @@ type env struct {
 	runErr    chan error
 }
 
-func newEnv(t *testing.T, sweep time.Duration) *env {
+func newEnv(t *testing.T, sweep time.Duration) *env { return newEnvNode(t, sweep, "") }
+
+func newEnvNode(t *testing.T, sweep time.Duration, node string) *env {
 	t.Helper()
 	enforcetest.RequirePrivileged(t)
 	e := &env{pin: enforcetest.PinDir(t), res: newResolver()}
@@ -73,15 +75,15 @@ func newEnv(t *testing.T, sweep time.Duration) *env {
 	e.v4 = enforcetest.StartServer(t, "127.0.0.1")
 	e.v6 = enforcetest.StartServer(t, "::1")
 	t.Cleanup(func() { enforce.Uninstall(e.pin) })
-	e.start(t, sweep)
+	e.start(t, sweep, node)
 	enforcetest.RegisterEndpoints(t, e.pin, e.v4.Addr, e.v6.Addr)
 	return e
 }
 
-func (e *env) start(t *testing.T, sweep time.Duration) {
+func (e *env) start(t *testing.T, sweep time.Duration, node string) {
 	t.Helper()
 	log := slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	enf, err := enforce.New(enforce.Config{PinDir: e.pin, PodsCgroup: e.pods, SweepInterval: sweep},
+	enf, err := enforce.New(enforce.Config{PinDir: e.pin, PodsCgroup: e.pods, SweepInterval: sweep, Node: node},
 		enforce.Deps{Workloads: e.res}, log)
 	if err != nil {
 		t.Fatal(err)

@@ -2,30 +2,66 @@ package enforce
 
 import (
 	"flag"
+	"fmt"
 	"testing"
 	"time"
+
+	"github.com/fanoutdev/fanout/api/protect"
+	"github.com/fanoutdev/fanout/api/ramp"
 )
 
-func TestRampSchedule(t *testing.T) {
-	r := Ramp{Duration: 400 * time.Millisecond, Steps: 4}
-	got := r.schedule(8)
-	want := []time.Duration{0, 0, 100, 100, 200, 200, 300, 300}
-	for i := range want {
-		if got[i] != want[i]*time.Millisecond {
-			t.Fatalf("schedule(8) = %v, want %v ms", got, want)
+// Finding 6: with default flags, a DaemonSet with one pod per node comes back over the ramp duration (each node at
+// its fleet-wide place), not within the jitter; a release that names no ramp (the workload vanished from the sets)
+// still ramps; the node's place is the api/ramp contract's.
+func TestReleaseIsPlacedFleetWide(t *testing.T) {
+	var cfg Config
+	cfg.PinDir, cfg.PodsCgroup = "/x", "/y"
+	if err := cfg.defaults(); err != nil {
+		t.Fatal(err)
+	}
+	wall := time.Unix(1_000_000, 0)
+	aggRamp := Ramp{Duration: 2 * time.Minute, Steps: 4, Jitter: 5 * time.Second}
+	for name, d := range map[string]Directive{
+		"aggregator ramp": {Action: ActionRelease, Workload: "DaemonSet/mon/agent", Ramp: aggRamp, Issued: wall},
+		"vanished":        {Action: ActionRelease, Workload: "DaemonSet/mon/agent"},
+	} {
+		lo, hi := time.Duration(1<<62), time.Duration(0)
+		perStep := map[time.Duration]int{}
+		for i := range 64 {
+			cfg.Node = fmt.Sprintf("node-%d", i)
+			r, wait := releaseDelay(cfg, d, wall)
+			if r == (Ramp{}) {
+				t.Fatalf("%s: release without a ramp", name)
+			}
+			want := ramp.Schedule{Start: wall, Duration: r.Duration, Steps: uint(r.Steps), Jitter: r.Jitter}.Offset(cfg.Node)
+			if wait != want {
+				t.Fatalf("%s: node %s waits %s, api/ramp says %s", name, cfg.Node, wait, want)
+			}
+			lo, hi = min(lo, wait), max(hi, wait)
+			perStep[wait/(30*time.Second)]++
+		}
+		if spread := hi - lo; spread < 90*time.Second {
+			t.Errorf("%s: 64 nodes re-admitted within %s, want spread over the 2m ramp (>= 90s)", name, spread)
+		}
+		if len(perStep) != 4 {
+			t.Errorf("%s: nodes per 30s step %v, want all 4 steps used", name, perStep)
 		}
 	}
-	// Fewer pods than steps: one pod per step, spread over the ramp.
-	if got := r.schedule(2); got[0] != 0 || got[1] != 200*time.Millisecond {
-		t.Fatalf("schedule(2) = %v", got)
+	// A release issued a minute ago resumes where the fleet is: nodes whose time has passed go at once.
+	cfg.Node = "node-1"
+	_, full := releaseDelay(cfg, Directive{Ramp: aggRamp, Issued: wall}, wall)
+	_, late := releaseDelay(cfg, Directive{Ramp: aggRamp, Issued: wall.Add(-time.Minute)}, wall)
+	if late != max(full-time.Minute, 0) {
+		t.Errorf("late release: %s, want %s", late, max(full-time.Minute, 0))
 	}
-	if got := (Ramp{}).schedule(3); got[0] != 0 || got[2] != 0 {
-		t.Fatalf("zero ramp = %v, want all at once", got)
+	// A start ahead of this node's clock (skew) counts from receipt.
+	if _, ahead := releaseDelay(cfg, Directive{Ramp: aggRamp, Issued: wall.Add(time.Hour)}, wall); ahead != full {
+		t.Errorf("skewed start: %s, want %s", ahead, full)
 	}
 }
 
 func TestProtectedPatterns(t *testing.T) {
-	p := protector{patterns: DefaultProtected}
+	p := protect.MustCompile(DefaultProtected)
 	for w, want := range map[string]bool{
 		"Deployment/kube-system/coredns":         true,
 		"DaemonSet/kube-system/kube-proxy":       true,
@@ -38,7 +74,7 @@ func TestProtectedPatterns(t *testing.T) {
 		"Deployment/kube-system/metrics-server":  false,
 		"Deployment/default/coredns-lookalike":   false,
 	} {
-		if got := p.workloadProtected(w); got != want {
+		if got := p.Match(w); got != want {
 			t.Errorf("protected(%s) = %v, want %v", w, got, want)
 		}
 	}

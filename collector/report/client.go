@@ -20,7 +20,7 @@ import (
 	"github.com/fanoutdev/fanout/api"
 )
 
-// Handler receives merged directives; it must not block for long.
+// Handler receives merged directives, from one goroutine and in order; it must not block for long.
 type Handler func(Directive)
 
 // Client streams reports to every replica. Submit never blocks.
@@ -36,6 +36,7 @@ type Client struct {
 	replicas []*replica
 	sets     map[string]*replicaSet
 	merger   merger
+	applyNow chan struct{} // wakes the one goroutine that merges and hands directives over
 
 	sent      prometheus.Counter
 	errs      prometheus.Counter
@@ -62,7 +63,7 @@ func New(cfg Config, handler Handler, reg prometheus.Registerer, logger *slog.Lo
 	}
 	c := &Client{
 		cfg: cfg, logger: logger.With("component", "report"), handler: handler, token: tok,
-		sets:   map[string]*replicaSet{},
+		sets:   map[string]*replicaSet{}, applyNow: make(chan struct{}, 1),
 		merger: merger{mode: cfg.Merge, replicas: len(cfg.Addresses), blocked: map[string]Directive{}},
 		sent:   prometheus.NewCounter(prometheus.CounterOpts{Name: "fanout_agent_reports_sent_total", Help: "Reports sent to aggregator replicas."}),
 		errs:   prometheus.NewCounter(prometheus.CounterOpts{Name: "fanout_agent_report_errors_total", Help: "Report stream errors (connect, send, receive)."}),
@@ -145,9 +146,15 @@ func (c *Client) Submit(r *api.NodeReport) {
 	}
 }
 
-// Run keeps a report stream open to every replica until ctx ends.
+// Run keeps a report stream open to every replica until ctx ends, and hands merged directives to the handler from
+// one goroutine, in the order the sets were accepted.
 func (c *Client) Run(ctx context.Context) error {
 	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		c.applyLoop(ctx)
+	}()
 	for _, rp := range c.replicas {
 		wg.Add(1)
 		go func() {
@@ -224,6 +231,10 @@ func (c *Client) stream(ctx context.Context, conn *grpc.ClientConn, rp *replica)
 	if err != nil {
 		return fmt.Errorf("open report stream: %w", err)
 	}
+	c.mu.Lock()
+	c.sets[rp.addr].stream++
+	stream := c.sets[rp.addr].stream
+	c.mu.Unlock()
 	recvErr := make(chan error, 1)
 	go func() {
 		for {
@@ -233,7 +244,7 @@ func (c *Client) stream(ctx context.Context, conn *grpc.ClientConn, rp *replica)
 				return
 			}
 			c.setConnected(rp.addr, true)
-			c.apply(rp.addr, set)
+			c.offer(rp.addr, stream, set)
 		}
 	}()
 	for {
@@ -281,26 +292,58 @@ func (c *Client) setConnected(addr string, up bool) {
 	c.connected.WithLabelValues(addr).Set(v)
 }
 
-func (c *Client) apply(addr string, set *api.DirectiveSet) {
+// offer records a replica's set unless it is older than the one held (an older stream, or an older version of the
+// same replica process), and wakes the apply loop.
+func (c *Client) offer(addr string, stream uint64, set *api.DirectiveSet) bool {
 	c.mu.Lock()
-	c.sets[addr].set = set
-	out := c.merger.merge(c.sets, time.Now(), c.cfg.StaleAfter)
+	rs := c.sets[addr]
+	ok := rs.newer(stream, set)
+	if ok {
+		rs.set, rs.stream = set, stream
+	}
+	c.mu.Unlock()
+	if !ok {
+		c.logger.Debug("stale directive set dropped", "address", addr, "version", set.GetVersion(),
+			"incarnation", set.GetIncarnation())
+		return false
+	}
+	select {
+	case c.applyNow <- struct{}{}:
+	default:
+	}
+	return true
+}
+
+// applyLoop is the one goroutine that merges the replicas' latest sets and hands directives over, so directives
+// reach the enforcer in order. It also re-merges every second, so a replica that went stale stops counting.
+func (c *Client) applyLoop(ctx context.Context) {
+	t := time.NewTicker(time.Second)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-c.applyNow:
+			c.applyOnce(time.Now(), true)
+		case <-t.C:
+			c.applyOnce(time.Now(), false)
+		}
+	}
+}
+
+// applyOnce merges and hands the directives over; without renew (a timer tick, no new set) only releases go out,
+// so a silent replica's last set does not keep renewing block TTLs.
+func (c *Client) applyOnce(now time.Time, renew bool) {
+	c.mu.Lock()
+	out := c.merger.merge(c.sets, now, c.cfg.StaleAfter)
 	c.mu.Unlock()
 	if c.handler == nil {
 		return
 	}
 	for _, d := range out {
+		if d.Block && !renew {
+			continue
+		}
 		c.handler(d)
 	}
-}
-
-// Blocked returns the workloads the merged directives currently block.
-func (c *Client) Blocked() []Directive {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	out := make([]Directive, 0, len(c.merger.blocked))
-	for _, d := range c.merger.blocked {
-		out = append(out, d)
-	}
-	return out
 }

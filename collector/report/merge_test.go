@@ -16,15 +16,15 @@ func block(w string, epoch uint64) *api.Directive {
 func TestMergeMajorityNeedsMostReplicas(t *testing.T) {
 	now := time.Now()
 	sets := map[string]*replicaSet{
-		"a": {connected: true, set: &api.DirectiveSet{Directives: []*api.Directive{block("DaemonSet/x/y", 10)}}},
-		"b": {connected: true, set: &api.DirectiveSet{}},
-		"c": {connected: true, set: &api.DirectiveSet{}},
+		"a": {connected: true, set: &api.DirectiveSet{StateSynced: true, Directives: []*api.Directive{block("DaemonSet/x/y", 10)}}},
+		"b": {connected: true, set: &api.DirectiveSet{StateSynced: true}},
+		"c": {connected: true, set: &api.DirectiveSet{StateSynced: true}},
 	}
 	m := merger{mode: MergeMajority, replicas: 3, blocked: map[string]Directive{}}
 	if out := m.merge(sets, now, time.Minute); len(out) != 0 {
 		t.Fatalf("1 of 3 blocked under majority: %+v", out)
 	}
-	sets["b"].set = &api.DirectiveSet{Directives: []*api.Directive{block("DaemonSet/x/y", 10)}}
+	sets["b"].set = &api.DirectiveSet{StateSynced: true, Directives: []*api.Directive{block("DaemonSet/x/y", 10)}}
 	out := m.merge(sets, now, time.Minute)
 	if len(out) != 1 || !out[0].Block || out[0].Votes != 2 {
 		t.Fatalf("2 of 3: %+v", out)

@@ -2,8 +2,11 @@ package uplink
 
 import (
 	"context"
+	"errors"
 	"log/slog"
+	"sort"
 	"sync"
+	"time"
 
 	"google.golang.org/protobuf/types/known/durationpb"
 	"google.golang.org/protobuf/types/known/timestamppb"
@@ -26,13 +29,24 @@ type Uplink struct {
 	version string
 	log     *slog.Logger
 
-	mu     sync.Mutex
-	epochs map[string]uint64 // workload -> epoch of the last block directive applied
+	mu      sync.Mutex
+	refused map[string]refusal // workload -> why this node does not enforce its block (closed loop)
+	now     func() time.Time
 }
+
+type refusal struct {
+	epoch  uint64
+	reason string
+	at     time.Time
+}
+
+// refusalTTL is how long a refusal is reported after the last directive that was refused.
+const refusalTTL = time.Minute
 
 // New returns an Uplink; enf may be nil.
 func New(enf Enforcer, version string, logger *slog.Logger) *Uplink {
-	return &Uplink{enf: enf, version: version, log: logger.With("component", "uplink"), epochs: map[string]uint64{}}
+	return &Uplink{enf: enf, version: version, log: logger.With("component", "uplink"), refused: map[string]refusal{},
+		now: time.Now}
 }
 
 // HandleDirective is the report client's directive handler: it maps a merged directive onto the enforcer's.
@@ -43,26 +57,33 @@ func (u *Uplink) HandleDirective(d report.Directive) {
 		u.log.Warn("directive received but enforcement is off", "action", ed.Action, "workload", ed.Workload)
 		return
 	}
-	if err := u.enf.Apply(ed); err != nil {
-		u.log.Warn("directive not applied", "action", ed.Action, "workload", ed.Workload, "err", err)
-		return
-	}
+	err := u.enf.Apply(ed)
 	u.mu.Lock()
-	if d.Block {
-		u.epochs[d.Workload] = d.Epoch
-	} else {
-		delete(u.epochs, d.Workload)
+	defer u.mu.Unlock()
+	switch {
+	case err == nil:
+		delete(u.refused, d.Workload)
+	case errors.Is(err, enforce.ErrStale):
+		u.log.Debug("stale directive ignored", "action", ed.Action, "workload", ed.Workload, "epoch", d.Epoch)
+	case d.Block:
+		reason := "error"
+		if errors.Is(err, enforce.ErrProtected) {
+			reason = enforce.ReasonProtected
+		}
+		u.refused[d.Workload] = refusal{epoch: d.Epoch, reason: reason, at: u.now()}
+		u.log.Warn("block not enforced", "workload", ed.Workload, "reason", reason, "err", err)
+	default:
+		u.log.Warn("directive not applied", "action", ed.Action, "workload", ed.Workload, "err", err)
 	}
-	u.mu.Unlock()
 }
 
 // Directive maps a merged wire directive onto an enforcer directive.
 func Directive(d report.Directive) enforce.Directive {
 	if d.Block {
-		return enforce.Directive{Action: enforce.ActionBlock, Workload: d.Workload, TTL: d.TTL, Reason: d.Reason}
+		return enforce.Directive{Action: enforce.ActionBlock, Workload: d.Workload, TTL: d.TTL, Reason: d.Reason, Epoch: d.Epoch}
 	}
 	return enforce.Directive{
-		Action: enforce.ActionRelease, Workload: d.Workload, Reason: d.Reason,
+		Action: enforce.ActionRelease, Workload: d.Workload, Reason: d.Reason, Epoch: d.Epoch, Issued: d.Issued,
 		Ramp: enforce.Ramp{Duration: d.RampDuration, Steps: int(d.RampSteps), Jitter: d.RampJitter},
 	}
 }
@@ -86,11 +107,20 @@ func (u *Uplink) Report(s agent.Snapshot, health *api.AgentHealth) *api.NodeRepo
 			Delta: counters(w.Counts), ResponseLatency: w.Latency.Proto(), Outcomes: w.Outcomes.Proto()})
 	}
 	if u.enf != nil {
-		u.mu.Lock()
 		for _, b := range u.enf.Blocked() {
-			r.Blocked = append(r.Blocked, &api.BlockedEntry{Workload: b.Workload, Epoch: u.epochs[b.Workload]})
+			r.Blocked = append(r.Blocked, &api.BlockedEntry{Workload: b.Workload, Epoch: b.Epoch, Releasing: b.Releasing})
+		}
+		u.mu.Lock()
+		now := u.now()
+		for w, rf := range u.refused {
+			if now.Sub(rf.at) > refusalTTL {
+				delete(u.refused, w)
+				continue
+			}
+			r.Refused = append(r.Refused, &api.Refusal{Workload: w, Epoch: rf.epoch, Reason: rf.reason})
 		}
 		u.mu.Unlock()
+		sort.Slice(r.Refused, func(i, j int) bool { return r.Refused[i].Workload < r.Refused[j].Workload })
 	}
 	if r.Health != nil && r.Health.Version == "" {
 		r.Health.Version = u.version

@@ -33,7 +33,7 @@ func (f *fakeEnforcer) Apply(d enforce.Directive) error {
 func (f *fakeEnforcer) Blocked() []enforce.BlockedWorkload {
 	var out []enforce.BlockedWorkload
 	for w := range f.blocked {
-		out = append(out, enforce.BlockedWorkload{Workload: w, Pods: 1})
+		out = append(out, enforce.BlockedWorkload{Workload: w, Pods: 1, Epoch: 7})
 	}
 	return out
 }
@@ -70,13 +70,18 @@ func TestDirectivesReachTheEnforcerAndTheBlockedSetIsReported(t *testing.T) {
 	if len(r.GetBlocked()) != 1 || r.GetBlocked()[0].GetEpoch() != 7 {
 		t.Fatalf("blocked set: %v", r.GetBlocked())
 	}
+	// Closed loop: the refused (protected) trip is reported with its reason and epoch.
+	if len(r.GetRefused()) != 1 || r.GetRefused()[0].GetWorkload() != "DaemonSet/kube-system/coredns" ||
+		r.GetRefused()[0].GetReason() != enforce.ReasonProtected || r.GetRefused()[0].GetEpoch() != 8 {
+		t.Fatalf("refusals: %v", r.GetRefused())
+	}
 	if r.GetHealth().GetVersion() != "v-test" {
 		t.Fatalf("health version not filled: %v", r.GetHealth())
 	}
 
 	u.HandleDirective(report.Directive{Workload: "DaemonSet/mon/telemetry", Epoch: 7, RampDuration: 30 * time.Second, RampSteps: 5, RampJitter: time.Second})
 	rel := enf.applied[len(enf.applied)-1]
-	if rel.Action != enforce.ActionRelease || rel.Ramp != (enforce.Ramp{Duration: 30 * time.Second, Steps: 5, Jitter: time.Second}) {
+	if rel.Action != enforce.ActionRelease || rel.Epoch != 7 || rel.Ramp != (enforce.Ramp{Duration: 30 * time.Second, Steps: 5, Jitter: time.Second}) {
 		t.Fatalf("release mapped wrongly: %+v", rel)
 	}
 	if r := u.Report(snap, &api.AgentHealth{}); len(r.GetBlocked()) != 0 {
