@@ -17,6 +17,9 @@ const (
 	// collector/sockdestroy.
 	MapAPIEndpoints = "api_endpoints"
 	MapAPIFilter    = "api_filter"
+	// Per-socket design (bpf/sockops.bpf.c, collector/probe): endpoint health and the API sockets' storage.
+	MapAPIHealth = "api_health"
+	MapAPISocks  = "api_socks"
 	// Block list shared by every object (bpf/blocked.h, collector/blockmap).
 	MapBlocked       = "blocked"
 	MapBlockedActive = "blocked_active"
@@ -35,14 +38,15 @@ const (
 	LinkTrafficIngress  = "link_traffic_ingress"
 	LinkTrafficConnect4 = "link_traffic_connect4"
 	LinkTrafficConnect6 = "link_traffic_connect6"
+	LinkTrafficSockops  = "link_traffic_sockops"
 	LinkEnforceConnect4 = "enforce_connect4_link"
 	LinkEnforceConnect6 = "enforce_connect6_link"
 )
 
 // Groups of pins, by owner.
 var (
-	TrafficLinks = []string{LinkTrafficEgress, LinkTrafficIngress, LinkTrafficConnect4, LinkTrafficConnect6}
-	TrafficMaps  = []string{MapTrafficCounters, MapTrafficStats, MapAPIEndpoints, MapAPIFilter}
+	TrafficLinks = []string{LinkTrafficEgress, LinkTrafficIngress, LinkTrafficConnect4, LinkTrafficConnect6, LinkTrafficSockops}
+	TrafficMaps  = []string{MapTrafficCounters, MapTrafficStats, MapAPIEndpoints, MapAPIFilter, MapAPIHealth, MapAPISocks}
 	EnforceLinks = []string{LinkEnforceConnect4, LinkEnforceConnect6}
 	// EnforceMaps are the kill switch's own maps; BlockListMaps are shared with the traffic probe.
 	EnforceMaps   = []string{MapBlockedWorkloads, MapBlockedExempt, MapBlockedNames, MapEnforceDenied}

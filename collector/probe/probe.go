@@ -16,6 +16,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/fanoutdev/fanout/bpf"
+	"github.com/fanoutdev/fanout/collector/pindir"
 )
 
 // Config configures a Probe.
@@ -59,18 +60,18 @@ func ParseMode(s string) (Mode, error) {
 
 // Pin names of the probe's links, relative to the pin dir.
 const (
-	pinEgress   = "link_traffic_egress"
-	pinIngress  = "link_traffic_ingress"
-	pinConnect4 = "link_traffic_connect4"
-	pinConnect6 = "link_traffic_connect6"
-	pinSockops  = "link_traffic_sockops"
+	pinEgress   = pindir.LinkTrafficEgress
+	pinIngress  = pindir.LinkTrafficIngress
+	pinConnect4 = pindir.LinkTrafficConnect4
+	pinConnect6 = pindir.LinkTrafficConnect6
+	pinSockops  = pindir.LinkTrafficSockops
 )
 
-var linkPins = []string{pinEgress, pinIngress, pinConnect4, pinConnect6, pinSockops}
+var linkPins = pindir.TrafficLinks
 
 // Maps the probe owns (pinned by name). blocked and blocked_active are shared with collector/enforce, which owns
 // their lifecycle.
-var ownMapPins = []string{"traffic_counters", "traffic_stats", "api_endpoints", "api_filter", "api_health", "api_socks"}
+var ownMapPins = pindir.TrafficMaps
 
 // Probe is a loaded (and optionally attached) traffic probe.
 type Probe struct {
