@@ -55,7 +55,8 @@ manifests: $(HELM) ## sync the chart's rules copy and render deploy/manifests fr
 	cp deploy/prometheus/rules.yaml deploy/helm/fanout/files/rules.yaml
 	$(HELM) lint --strict deploy/helm/fanout
 	$(HELM) template fanout deploy/helm/fanout --namespace fanout-system --kube-version v1.37.2 \
-		--set namespace.create=true --set auth.existingSecret=fanout-auth > deploy/manifests/fanout.yaml
+		--set namespace.create=true --set tls.existingServerSecret=fanout-tls-server \
+		--set tls.existingAgentSecret=fanout-tls-agents > deploy/manifests/fanout.yaml
 
 alerts-test: ## promtool check + unit-test the Prometheus alert rules
 	promtool check rules deploy/prometheus/rules.yaml

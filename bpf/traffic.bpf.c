@@ -12,11 +12,11 @@
  *   cgroup/connect4, cgroup/connect6: count connect() calls to API-server endpoints per current cgroup id. Always
  *       allow (the kill switch denies in its own program).
  *
+ * This is the fallback design (kernels where bpf/sockops.bpf.c does not load) and, with handoff set, the bridge
+ * that keeps counting API sockets opened before an upgrade to the per-socket design until they are gone.
+ *
  * Maps (pinned by name under the instance pin dir):
- *   traffic_counters: LRU_PERCPU_HASH, key = cgroup id (__u64), value = struct cgroup_traffic (monotonic, per CPU;
- *                     user space sums CPUs and computes deltas). LRU bounds memory; evictions show as
- *                     stats[FANOUT_STAT_COUNTER_INSERTS] growing faster than the entry count.
- *   traffic_stats:    PERCPU_ARRAY of __u64 indexed by FANOUT_STAT_*: map pressure.
+ *   traffic_counters, traffic_stats: bpf/traffic.h.   api_socks: bpf/apisocks.h.
  *   api_endpoints, api_filter: bpf/endpoints.h.   blocked, blocked_active: bpf/blocked.h.
  *
  * Minimum kernel: 5.8 (bpf_ktime_get_boot_ns via blocked.h; LRU_PERCPU_HASH 4.10, bpf_skb_cgroup_id 4.18,
@@ -24,64 +24,10 @@
 #include "common.h"
 #include "endpoints.h"
 #include "blocked.h"
+#include "traffic.h"
+#include "apisocks.h"
 
 char __license[] SEC("license") = "Dual BSD/GPL";
-
-#define FANOUT_MAX_CGROUPS 16384
-
-struct cgroup_traffic {
-	__u64 tx_packets;
-	__u64 rx_packets;
-	__u64 tx_bytes;    /* payload bytes sent */
-	__u64 rx_bytes;    /* payload bytes received */
-	__u64 tx_segments; /* egress skbs carrying payload: the request-rate proxy */
-	__u64 rx_segments;
-	__u64 connects;    /* connect() calls to an API endpoint */
-	__u64 tx_dropped;  /* egress packets dropped because the cgroup is blocked */
-};
-
-enum fanout_stat {
-	FANOUT_STAT_COUNTER_INSERTS = 0,   /* new cgroup entries inserted into traffic_counters */
-	FANOUT_STAT_COUNTER_INSERT_FAILED, /* insert failed (map full / no memory): the packet went uncounted */
-	FANOUT_STAT_MAX,
-};
-
-struct {
-	__uint(type, BPF_MAP_TYPE_LRU_PERCPU_HASH);
-	__uint(max_entries, FANOUT_MAX_CGROUPS);
-	__type(key, __u64);
-	__type(value, struct cgroup_traffic);
-	__uint(pinning, LIBBPF_PIN_BY_NAME);
-} traffic_counters SEC(".maps");
-
-struct {
-	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
-	__uint(max_entries, FANOUT_STAT_MAX);
-	__type(key, __u32);
-	__type(value, __u64);
-	__uint(pinning, LIBBPF_PIN_BY_NAME);
-} traffic_stats SEC(".maps");
-
-static __always_inline void stat_inc(__u32 idx)
-{
-	__u64 *v = bpf_map_lookup_elem(&traffic_stats, &idx);
-	if (v)
-		*v += 1;
-}
-
-static __always_inline struct cgroup_traffic *counters_for(__u64 id)
-{
-	struct cgroup_traffic *c = bpf_map_lookup_elem(&traffic_counters, &id);
-	if (c)
-		return c;
-	struct cgroup_traffic zero = {};
-	if (bpf_map_update_elem(&traffic_counters, &id, &zero, BPF_NOEXIST) == 0)
-		stat_inc(FANOUT_STAT_COUNTER_INSERTS);
-	c = bpf_map_lookup_elem(&traffic_counters, &id);
-	if (!c)
-		stat_inc(FANOUT_STAT_COUNTER_INSERT_FAILED);
-	return c;
-}
 
 /* match_packet returns the payload length + 1 of an API-server packet (so 0 means "not API traffic"). */
 static __always_inline __u32 match_packet(struct __sk_buff *skb, int egress)
@@ -138,6 +84,29 @@ static __always_inline __u32 match_packet(struct __sk_buff *skb, int egress)
 	return skb->len > hdr ? skb->len - hdr + 1 : 1;
 }
 
+/* handoff is set at load when the per-socket design (sockops.bpf.c) runs and these programs only stay attached for
+ * API sockets opened before it: a socket that sockops.bpf.c counts (it has an api_socks entry) is skipped here. */
+volatile const __u32 handoff = 0;
+
+/* counted_by_sockops reports whether the per-socket design counts this skb's socket (handoff only). */
+static __always_inline int counted_by_sockops(struct __sk_buff *skb)
+{
+	struct bpf_sock *sk;
+
+	if (!handoff)
+		return 0;
+	sk = skb->sk;
+	if (!sk)
+		return 0;
+	sk = bpf_sk_fullsock(sk);
+	if (!sk)
+		return 0;
+	if (bpf_sk_storage_get(&api_socks, sk, 0, 0))
+		return 1;
+	stat_inc(FANOUT_STAT_HANDOFF_PACKETS);
+	return 0;
+}
+
 SEC("cgroup_skb/egress")
 int fanout_egress(struct __sk_buff *skb)
 {
@@ -146,6 +115,11 @@ int fanout_egress(struct __sk_buff *skb)
 
 	if (!m)
 		return FANOUT_SK_PASS;
+	if (counted_by_sockops(skb)) {
+		if (fanout_skb_blocked(skb))
+			return FANOUT_SK_DROP;
+		return FANOUT_SK_PASS;
+	}
 	c = counters_for(bpf_skb_cgroup_id(skb));
 	if (fanout_skb_blocked(skb)) {
 		if (c)
@@ -166,7 +140,7 @@ int fanout_ingress(struct __sk_buff *skb)
 	__u32 m = match_packet(skb, 0);
 	struct cgroup_traffic *c;
 
-	if (!m)
+	if (!m || counted_by_sockops(skb))
 		return FANOUT_SK_PASS;
 	c = counters_for(bpf_skb_cgroup_id(skb));
 	if (c) {

@@ -40,6 +40,18 @@ type TrafficApiFilterValue struct {
 	Fast4 [8]TrafficApiFastV4
 }
 
+type TrafficApiSock struct {
+	_          structs.HostLayout
+	CgroupId   uint64
+	ReqStartNs uint64
+	ReqRxMark  uint64
+	RxBytes    uint64
+	RxSegments uint32
+	RxPackets  uint32
+	Flags      uint32
+	Pad        uint32
+}
+
 type TrafficBlockedEntry struct {
 	_             structs.HostLayout
 	ExpiresBootNs uint64
@@ -65,6 +77,7 @@ type TrafficCgroupTraffic struct {
 const (
 	TrafficMapApiEndpoints    = "api_endpoints"
 	TrafficMapApiFilter       = "api_filter"
+	TrafficMapApiSocks        = "api_socks"
 	TrafficMapBlocked         = "blocked"
 	TrafficMapBlockedActive   = "blocked_active"
 	TrafficMapTrafficCounters = "traffic_counters"
@@ -73,6 +86,7 @@ const (
 	TrafficProgFanoutConnect6 = "fanout_connect6"
 	TrafficProgFanoutEgress   = "fanout_egress"
 	TrafficProgFanoutIngress  = "fanout_ingress"
+	TrafficVarHandoff         = "handoff"
 )
 
 // LoadTraffic returns the embedded CollectionSpec for Traffic.
@@ -129,6 +143,7 @@ type TrafficProgramSpecs struct {
 type TrafficMapSpecs struct {
 	ApiEndpoints    *ebpf.MapSpec `ebpf:"api_endpoints"`
 	ApiFilter       *ebpf.MapSpec `ebpf:"api_filter"`
+	ApiSocks        *ebpf.MapSpec `ebpf:"api_socks"`
 	Blocked         *ebpf.MapSpec `ebpf:"blocked"`
 	BlockedActive   *ebpf.MapSpec `ebpf:"blocked_active"`
 	TrafficCounters *ebpf.MapSpec `ebpf:"traffic_counters"`
@@ -139,6 +154,7 @@ type TrafficMapSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type TrafficVariableSpecs struct {
+	Handoff *ebpf.VariableSpec `ebpf:"handoff"`
 }
 
 // TrafficObjects contains all objects after they have been loaded into the kernel.
@@ -163,6 +179,7 @@ func (o *TrafficObjects) Close() error {
 type TrafficMaps struct {
 	ApiEndpoints    *ebpf.Map `ebpf:"api_endpoints"`
 	ApiFilter       *ebpf.Map `ebpf:"api_filter"`
+	ApiSocks        *ebpf.Map `ebpf:"api_socks"`
 	Blocked         *ebpf.Map `ebpf:"blocked"`
 	BlockedActive   *ebpf.Map `ebpf:"blocked_active"`
 	TrafficCounters *ebpf.Map `ebpf:"traffic_counters"`
@@ -173,6 +190,7 @@ func (m *TrafficMaps) Close() error {
 	return _TrafficClose(
 		m.ApiEndpoints,
 		m.ApiFilter,
+		m.ApiSocks,
 		m.Blocked,
 		m.BlockedActive,
 		m.TrafficCounters,
@@ -184,6 +202,7 @@ func (m *TrafficMaps) Close() error {
 //
 // It can be passed to LoadTrafficObjects or ebpf.CollectionSpec.LoadAndAssign.
 type TrafficVariables struct {
+	Handoff *ebpf.Variable `ebpf:"handoff"`
 }
 
 // TrafficPrograms contains all programs after they have been loaded into the kernel.

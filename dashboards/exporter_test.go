@@ -45,9 +45,9 @@ func newFakeFleet(t *testing.T) *fakeFleet {
 		f.counters = append(f.counters, counterSeries{c, values})
 	}
 	wl := [][]string{{testWorkloads[0]}, {testWorkloads[1]}}
-	pods := [][]string{{"monitoring", "telemetry-agent-x7k2p", testWorkloads[0]}, {"default", "web-7d9f8-abcde", testWorkloads[1]}}
+	pods := [][]string{{"monitoring", "telemetry-agent-x7k2p", "u-1", testWorkloads[0]}, {"default", "web-7d9f8-abcde", "u-2", testWorkloads[1]}}
 	for _, m := range []string{"connects", "requests", "tx_bytes", "rx_bytes", "packets"} {
-		counter(f.agent, "fanout_pod_api_"+m+"_total", []string{"namespace", "pod", "workload"}, pods...)
+		counter(f.agent, "fanout_pod_api_"+m+"_total", []string{"namespace", "pod", "uid", "workload"}, pods...)
 	}
 	for _, m := range []string{"connects", "requests", "tx_bytes", "rx_bytes"} {
 		counter(f.agent, "fanout_workload_api_"+m+"_total", []string{"workload"}, wl...)

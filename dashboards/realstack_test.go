@@ -55,7 +55,7 @@ func TestPanelQueriesAgainstRealBinaries(t *testing.T) {
 	t.Logf("built binaries in %s", time.Since(start).Round(time.Millisecond))
 
 	etc := t.TempDir()
-	agentTokens := writeFile(t, etc, "agent-tokens", realAgentToken+" *\n")
+	agentTokens := writeFile(t, etc, "agent-tokens", realAgentToken+" "+realStackNode+"\n")
 	adminTokens := writeFile(t, etc, "admin-tokens", realAdminToken+"\n")
 	agentToken := writeFile(t, etc, "agent-token", realAgentToken+"\n")
 	adminToken := writeFile(t, etc, "admin-token", realAdminToken+"\n")
@@ -65,7 +65,7 @@ func TestPanelQueriesAgainstRealBinaries(t *testing.T) {
 	aggMetrics := fmt.Sprintf("127.0.0.1:%d", freePort(t))
 	startProcess(t, "aggregator", filepath.Join(bin, "fanout-aggregator"),
 		"--listen="+grpcAddr, "--metrics.listen="+aggMetrics, "--replica=dash",
-		"--auth.agent-token-file="+agentTokens, "--auth.admin-token-file="+adminTokens,
+		"--auth.agent-token-file="+agentTokens, "--auth.admin-token-file="+adminTokens, "--insecure",
 		"--apiserver.capacity-requests-per-s=100000", "--apiserver.capacity-rx-bytes-per-s=1e9",
 		"--fleet.warmup=2s", "--fleet.surge-window=5s", "--directives.refresh=1s", "--log.level=warn")
 	waitHTTP(t, "http://"+aggMetrics+"/metrics", 15*time.Second)
@@ -84,7 +84,7 @@ func TestPanelQueriesAgainstRealBinaries(t *testing.T) {
 	agentBin := filepath.Join(bin, "fanout-agent")
 	agentArgs := []string{"--node.name=" + realStackNode, "--cgroup.root=" + pods, "--bpf.pin-dir=" + pinDir,
 		"--api.endpoints=" + srv.Addr.String(), "--api.discover=false", "--kubeconfig=", "--pod-logs.dir=" + logs,
-		"--web.listen-address=" + agentWeb, "--aggregator.address=" + grpcAddr, "--aggregator.token-file=" + agentToken,
+		"--web.listen-address=" + agentWeb, "--aggregator.address=" + grpcAddr, "--aggregator.token-file=" + agentToken, "--insecure",
 		"--aggregator.backoff-min=100ms", "--informer.start-jitter=0s", "--interval=500ms", "--log.level=warn"}
 	agent := startProcess(t, "agent", agentBin, agentArgs...)
 	// Runs before the pin dir's own cleanup (registered earlier): stop the agent, then uninstall its instance.
@@ -119,7 +119,7 @@ func TestPanelQueriesAgainstRealBinaries(t *testing.T) {
 	// Trip the pod's workload, and a workload the agent protects (*/*/fanout*) so its refusal is counted too.
 	for _, w := range []string{realWorkload, protectedWorkload} {
 		out, err := exec.Command(filepath.Join(bin, "fanoutctl"), "trip", "--aggregator="+grpcAddr,
-			"--token-file="+adminToken, "--reason=dashboards test", w).CombinedOutput()
+			"--token-file="+adminToken, "--insecure", "--reason=dashboards test", w).CombinedOutput()
 		if err != nil {
 			t.Fatalf("fanoutctl trip %s: %v\n%s", w, err, out)
 		}

@@ -2,6 +2,7 @@ package deploy
 
 import (
 	"bytes"
+	"maps"
 	"os"
 	"reflect"
 	"slices"
@@ -178,9 +179,9 @@ func mustJSON(t *testing.T, o *unstructured.Unstructured) []byte {
 	return b
 }
 
-// TestAuthSecret checks the shared agent token Secret: generated when not given, taken from auth.agentToken, rejected
-// when too short, not rendered with auth.existingSecret (whose name the pods then mount), and the optional admin token.
-func TestAuthSecret(t *testing.T) {
+// TestAuthSecrets checks the mTLS material (one certificate per node, no wildcard node, nothing rendered for a side
+// whose Secret the user brings, and the pods mount those) and the optional admin token.
+func TestAuthSecrets(t *testing.T) {
 	secretData := func(objs []*unstructured.Unstructured, name string) map[string]string {
 		t.Helper()
 		s := convert[corev1.Secret](t, find(objs, "Secret", name))
@@ -190,24 +191,29 @@ func TestAuthSecret(t *testing.T) {
 		}
 		return out
 	}
-	gen := secretData(decodeObjects(t, render(t)), "fanout-auth")
-	if len(gen["token"]) < 16 || gen["agent-tokens"] != gen["token"]+" *\n" {
-		t.Errorf("generated secret: token %q, agent-tokens %q", gen["token"], gen["agent-tokens"])
+	gen := decodeObjects(t, render(t, "tls.nodes={node-a,node-b}"))
+	agents := secretData(gen, "fanout-tls-agents")
+	keys := slices.Sorted(maps.Keys(agents))
+	if want := []string{"ca.crt", "node-a.crt", "node-a.key", "node-b.crt", "node-b.key"}; !slices.Equal(keys, want) {
+		t.Errorf("agent TLS secret keys %v, want %v", keys, want)
 	}
-	if again := secretData(decodeObjects(t, render(t)), "fanout-auth"); again["token"] == gen["token"] {
-		t.Error("generated agent token is not random")
+	if srv := secretData(gen, "fanout-tls-server"); srv["ca.crt"] != agents["ca.crt"] || srv["server.crt"] == "" || srv["server.key"] == "" {
+		t.Errorf("server TLS secret: %v keys, CA shared %v", len(srv), srv["ca.crt"] == agents["ca.crt"])
 	}
-	set := secretData(decodeObjects(t, render(t, "auth.agentToken=0123456789abcdef-x")), "fanout-auth")
-	if set["token"] != "0123456789abcdef-x" || set["agent-tokens"] != "0123456789abcdef-x *\n" {
-		t.Errorf("auth.agentToken not used: %v", set)
+	if find(gen, "Secret", "fanout-auth") != nil {
+		t.Error("a shared agent token Secret is rendered")
 	}
-	if out := runHelmErr(t, "template", "fanout", chartDir, "--kube-version", kubeVersion, "--set", "auth.agentToken=short"); !strings.Contains(out, "at least 16") {
-		t.Errorf("a short token should be refused, got: %s", out)
+	for _, bad := range []string{"tls.nodes={*}", "tls.nodes={node-*}"} {
+		if out := runHelmErr(t, "template", "fanout", chartDir, "--kube-version", kubeVersion, "--set", bad); !strings.Contains(out, "wildcards") {
+			t.Errorf("%s should be refused, got: %s", bad, out)
+		}
 	}
 
-	objs := decodeObjects(t, render(t, "auth.existingSecret=mine", "auth.admin.enabled=true"))
-	if find(objs, "Secret", "fanout-auth") != nil || find(objs, "Secret", "mine") != nil {
-		t.Error("a Secret was rendered although auth.existingSecret is set")
+	objs := decodeObjects(t, render(t, "tls.existingServerSecret=my-server", "tls.existingAgentSecret=my-agents", "auth.admin.enabled=true"))
+	for _, n := range []string{"fanout-ca", "fanout-tls-server", "fanout-tls-agents", "my-server", "my-agents"} {
+		if find(objs, "Secret", n) != nil {
+			t.Errorf("Secret %s rendered although both TLS Secrets are brought", n)
+		}
 	}
 	admin := secretData(objs, "fanout-admin")
 	if len(admin["token"]) < 16 {
@@ -223,11 +229,11 @@ func TestAuthSecret(t *testing.T) {
 	}
 	ds := convert[appsv1.DaemonSet](t, find(objs, "DaemonSet", "fanout-agent"))
 	dep := convert[appsv1.Deployment](t, find(objs, "Deployment", "fanout-aggregator"))
-	if got := secretOf(ds.Spec.Template.Spec, "auth"); got != "mine" {
-		t.Errorf("agent mounts secret %q, want mine", got)
+	if got := secretOf(ds.Spec.Template.Spec, "tls"); got != "my-agents" {
+		t.Errorf("agent mounts secret %q, want my-agents", got)
 	}
-	if got := secretOf(dep.Spec.Template.Spec, "auth"); got != "mine" {
-		t.Errorf("aggregator mounts secret %q, want mine", got)
+	if got := secretOf(dep.Spec.Template.Spec, "tls"); got != "my-server" {
+		t.Errorf("aggregator mounts secret %q, want my-server", got)
 	}
 	if got := secretOf(dep.Spec.Template.Spec, "admin"); got != "fanout-admin" {
 		t.Errorf("aggregator mounts admin secret %q, want fanout-admin", got)

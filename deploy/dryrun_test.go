@@ -1,12 +1,15 @@
 package deploy
 
 import (
+	"bytes"
 	"context"
 	"crypto/tls"
 	"crypto/x509"
 	"log/slog"
+	"maps"
 	"net/http"
 	"os"
+	"slices"
 	"testing"
 	"time"
 
@@ -134,7 +137,7 @@ func TestManifestsServerDryRun(t *testing.T) {
 	}
 	apply(rbac, metav1.CreateOptions{FieldValidation: metav1.FieldValidationStrict})
 	checkFlowSchema(ctx, t, cp, cs, withRemediation, apply)
-	checkTokenKept(ctx, t, cp, cs)
+	checkCertsKept(ctx, t, cp, cs)
 	agent := "system:serviceaccount:" + namespace + ":fanout-agent"
 	agg := "system:serviceaccount:" + namespace + ":fanout-aggregator"
 	for _, c := range []struct {
@@ -268,26 +271,52 @@ func waitFor(t *testing.T, limit time.Duration, what string, ok func() bool) {
 	}
 }
 
-// checkTokenKept checks the chart's `lookup`: rendered against the API server (helm template --dry-run=server), the
-// Secret carries the token of the fanout-auth Secret already installed instead of generating a new one, so
-// `helm upgrade` does not lock the agents out.
-func checkTokenKept(ctx context.Context, t *testing.T, cp *harness.ControlPlane, cs *kubernetes.Clientset) {
+// checkCertsKept checks the chart's `lookup`: rendered against the API server (helm template --dry-run=server), the
+// chart issues a certificate for every Node the cluster lists, and once its CA and certificates are installed a second
+// render keeps them (so `helm upgrade` does not lock the agents out) while issuing one for a Node that joined since.
+func checkCertsKept(ctx context.Context, t *testing.T, cp *harness.ControlPlane, cs *kubernetes.Clientset) {
 	t.Helper()
-	const kept = "kept-agent-token-0123456789"
-	if _, err := cs.CoreV1().Secrets(namespace).Create(ctx, &corev1.Secret{
-		ObjectMeta: metav1.ObjectMeta{Name: "fanout-auth"},
-		Data:       map[string][]byte{"token": []byte(kept), "agent-tokens": []byte(kept + " *\n")},
-	}, metav1.CreateOptions{}); err != nil {
-		t.Fatalf("create secret: %v", err)
+	addNode := func(name string) {
+		if _, err := cs.CoreV1().Nodes().Create(ctx, &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: name}}, metav1.CreateOptions{}); err != nil {
+			t.Fatalf("create node %s: %v", name, err)
+		}
 	}
+	addNode("dryrun-node-1")
 	kc, err := cp.WriteKubeconfig(harness.AdminUser)
 	if err != nil {
 		t.Fatal(err)
 	}
-	out := runHelm(t, "template", "fanout", chartDir, "--namespace", namespace, "--kube-version", kubeVersion,
-		"--dry-run=server", "--kubeconfig", kc)
-	s := convert[corev1.Secret](t, find(decodeObjects(t, out), "Secret", "fanout-auth"))
-	if string(s.Data["token"]) != kept || string(s.Data["agent-tokens"]) != kept+" *\n" {
-		t.Errorf("upgrade render did not keep the installed token: token %q agent-tokens %q", s.Data["token"], s.Data["agent-tokens"])
+	renderSecrets := func() map[string]*corev1.Secret {
+		out := runHelm(t, "template", "fanout", chartDir, "--namespace", namespace, "--kube-version", kubeVersion,
+			"--dry-run=server", "--kubeconfig", kc)
+		m := map[string]*corev1.Secret{}
+		for _, n := range []string{"fanout-ca", "fanout-tls-server", "fanout-tls-agents"} {
+			s := convert[corev1.Secret](t, find(decodeObjects(t, out), "Secret", n))
+			m[n] = s
+		}
+		return m
+	}
+	first := renderSecrets()
+	if len(first["fanout-tls-agents"].Data["dryrun-node-1.crt"]) == 0 {
+		t.Fatalf("no certificate for the cluster's Node dryrun-node-1: keys %v", slices.Sorted(maps.Keys(first["fanout-tls-agents"].Data)))
+	}
+	for _, s := range first {
+		s.ResourceVersion = ""
+		if _, err := cs.CoreV1().Secrets(namespace).Create(ctx, s, metav1.CreateOptions{}); err != nil {
+			t.Fatalf("create secret %s: %v", s.Name, err)
+		}
+	}
+	addNode("dryrun-node-2")
+	second := renderSecrets()
+	for name, keys := range map[string][]string{"fanout-ca": {"ca.crt", "ca.key"}, "fanout-tls-server": {"server.crt", "server.key"},
+		"fanout-tls-agents": {"ca.crt", "dryrun-node-1.crt", "dryrun-node-1.key"}} {
+		for _, k := range keys {
+			if !bytes.Equal(first[name].Data[k], second[name].Data[k]) {
+				t.Errorf("upgrade render changed %s key %s", name, k)
+			}
+		}
+	}
+	if len(second["fanout-tls-agents"].Data["dryrun-node-2.crt"]) == 0 {
+		t.Error("no certificate for the Node that joined before the upgrade")
 	}
 }

@@ -3,6 +3,8 @@ package deploy
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/base64"
 	"os"
 	"os/exec"
@@ -17,6 +19,8 @@ import (
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+
+	"github.com/fanoutdev/fanout/internal/testpki"
 )
 
 // TestChartArgsAcceptedByBinaries renders the chart (default values, the remediation/hostNetwork variant with every
@@ -34,12 +38,12 @@ func TestChartArgsAcceptedByBinaries(t *testing.T) {
 		name string
 		raw  []byte
 	}{
-		{"default", render(t)},
+		{"default", render(t, "tls.nodes={node-a,node-b}")},
 		{"remediation-hostnetwork", render(t,
 			"aggregator.remediation.enabled=true", "aggregator.remediation.dryRun=true", "aggregator.hostNetwork=true",
 			"aggregator.addresses={10.0.0.10:9401,10.0.0.11:9401}", "aggregator.dryRun=true",
 			"aggregator.apiserverCapacity.requestsPerSecond=5000", "aggregator.apiserverCapacity.rxBytesPerSecond=5e8",
-			"auth.admin.enabled=true", "auth.agentToken=0123456789abcdef0123", "profiling.url=http://127.0.0.1:4040",
+			"auth.admin.enabled=true", "tls.nodes={node-a}", "profiling.url=http://127.0.0.1:4040",
 			"agent.apiEndpoints=10.0.0.1:6443", "agent.cgroupRoot=/sys/fs/cgroup/kubepods.slice",
 			"agent.aggregatorMerge=majority", "agent.enforce=false")},
 		{"committed-manifests", committed},
@@ -48,16 +52,22 @@ func TestChartArgsAcceptedByBinaries(t *testing.T) {
 		t.Run(v.name, func(t *testing.T) {
 			objs := decodeObjects(t, v.raw)
 			secrets := renderedSecrets(t, objs)
+			for name, data := range externalSecrets(t) {
+				if _, ok := secrets[name]; !ok {
+					secrets[name] = data
+				}
+			}
 			ds := convert[appsv1.DaemonSet](t, find(objs, "DaemonSet", "fanout-agent"))
 			dep := convert[appsv1.Deployment](t, find(objs, "Deployment", "fanout-aggregator"))
-			flagFiles := map[string]string{} // token-file flag -> materialized path
+			flagFiles := map[string]string{} // file flag -> materialized path
 			for _, c := range []struct {
 				spec      corev1.PodSpec
 				container string
 				mustHave  []string
 			}{
-				{ds.Spec.Template.Spec, "agent", []string{"--aggregator.address", "--aggregator.token-file", "--enforce.protected"}},
-				{dep.Spec.Template.Spec, "aggregator", []string{"--listen", "--auth.agent-token-file", "--killswitch.protected"}},
+				{ds.Spec.Template.Spec, "agent", []string{"--aggregator.address", "--aggregator.ca-file", "--aggregator.cert-file",
+					"--aggregator.key-file", "--aggregator.server-name", "--enforce.protected"}},
+				{dep.Spec.Template.Spec, "aggregator", []string{"--listen", "--tls.cert", "--tls.key", "--tls.client-ca", "--killswitch.protected"}},
 			} {
 				root := t.TempDir()
 				ctr, args := materialize(t, root, c.spec, c.container, secrets)
@@ -67,8 +77,13 @@ func TestChartArgsAcceptedByBinaries(t *testing.T) {
 					}
 				}
 				for _, a := range args {
-					if f, v, ok := strings.Cut(a, "="); ok && strings.HasSuffix(f, "token-file") {
+					if f, v, ok := strings.Cut(a, "="); ok {
 						flagFiles[f] = v
+					}
+				}
+				for _, a := range args {
+					if a == "--insecure" || strings.HasPrefix(a, "--insecure=") || strings.HasSuffix(a, "token-file") {
+						t.Errorf("%s: the chart passes %s: agents must authenticate by certificate over TLS", c.container, a)
 					}
 				}
 				if len(ctr.Command) != 1 {
@@ -83,9 +98,10 @@ func TestChartArgsAcceptedByBinaries(t *testing.T) {
 					t.Errorf("%s %s --config.check: %v\n%s", bin, strings.Join(args, " "), err, out)
 				}
 			}
-			// The agent's --config.check does not read its token: check here that the agent would present a token
-			// the aggregators accept (for node-a).
-			checkAgentTokenAccepted(t, flagFiles["--aggregator.token-file"], flagFiles["--auth.agent-token-file"])
+			// Both binaries loaded their certificates under --config.check; check here that they fit together: the
+			// agent (node-a) verifies the aggregators' certificate under --aggregator.server-name, the aggregators verify
+			// the agent's against --tls.client-ca, and the agent's certificate names node-a and no other node.
+			checkMutualTLS(t, flagFiles, "node-a")
 		})
 	}
 
@@ -97,24 +113,61 @@ func TestChartArgsAcceptedByBinaries(t *testing.T) {
 	}
 }
 
-func checkAgentTokenAccepted(t *testing.T, agentFile, aggFile string) {
+func checkMutualTLS(t *testing.T, files map[string]string, node string) {
 	t.Helper()
-	agent, err := os.ReadFile(agentFile)
+	srvPair, err := tls.LoadX509KeyPair(files["--tls.cert"], files["--tls.key"])
 	if err != nil {
-		t.Fatalf("agent token file: %v", err)
+		t.Fatalf("aggregator certificate: %v", err)
 	}
-	tok, _, _ := strings.Cut(string(agent), "\n")
-	tok = strings.TrimSpace(tok)
-	agg, err := os.ReadFile(aggFile)
+	cliPair, err := tls.LoadX509KeyPair(files["--aggregator.cert-file"], files["--aggregator.key-file"])
 	if err != nil {
-		t.Fatalf("aggregator agent-token file: %v", err)
+		t.Fatalf("agent certificate: %v", err)
 	}
-	for _, line := range strings.Split(string(agg), "\n") {
-		if f := strings.Fields(line); len(f) == 2 && f[0] == tok && (f[1] == "*" || f[1] == "node-a") {
+	pool := func(path string) *x509.CertPool {
+		b, err := os.ReadFile(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		p := x509.NewCertPool()
+		if !p.AppendCertsFromPEM(b) {
+			t.Fatalf("%s: no certificates", path)
+		}
+		return p
+	}
+	lis, err := tls.Listen("tcp", "127.0.0.1:0", &tls.Config{Certificates: []tls.Certificate{srvPair}, MinVersion: tls.VersionTLS12,
+		ClientAuth: tls.RequireAndVerifyClientCert, ClientCAs: pool(files["--tls.client-ca"])})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer lis.Close()
+	peer := make(chan []*x509.Certificate, 1)
+	go func() {
+		c, err := lis.Accept()
+		if err != nil {
+			peer <- nil
 			return
 		}
+		defer c.Close()
+		tc := c.(*tls.Conn)
+		if err := tc.Handshake(); err != nil {
+			peer <- nil
+			return
+		}
+		peer <- tc.ConnectionState().PeerCertificates
+	}()
+	c, err := tls.Dial("tcp", lis.Addr().String(), &tls.Config{RootCAs: pool(files["--aggregator.ca-file"]),
+		ServerName: files["--aggregator.server-name"], Certificates: []tls.Certificate{cliPair}, MinVersion: tls.VersionTLS12})
+	if err != nil {
+		t.Fatalf("agent -> aggregator TLS handshake: %v", err)
 	}
-	t.Errorf("agent token %q (from %s) not accepted by the aggregators' token file:\n%s", tok, agentFile, agg)
+	_ = c.Close()
+	certs := <-peer
+	if len(certs) == 0 {
+		t.Fatal("aggregator did not verify the agent's certificate")
+	}
+	if cn, dns := certs[0].Subject.CommonName, certs[0].DNSNames; cn != node || (len(dns) > 0 && !slices.Equal(dns, []string{node})) {
+		t.Errorf("agent certificate names CN %q DNS %v, want %s only", cn, dns, node)
+	}
 }
 
 // runCheck runs a binary with args plus --config.check, bounded in time, with no environment but PATH (no NODE_NAME,
@@ -134,7 +187,7 @@ func buildBinaries(t *testing.T) string {
 	dir := t.TempDir()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, "go", "build", "-o", dir+string(filepath.Separator), "./cmd/fanout-agent", "./cmd/fanout-aggregator")
+	cmd := exec.CommandContext(ctx, "go", "build", "-o", dir+string(filepath.Separator), "./cmd/fanout-agent", "./cmd/fanout-aggregator", "./cmd/fanoutctl")
 	cmd.Dir = ".."
 	if out, err := cmd.CombinedOutput(); err != nil {
 		t.Fatalf("go build: %v\n%s", err, out)
@@ -164,11 +217,35 @@ func renderedSecrets(t *testing.T, objs []*unstructured.Unstructured) map[string
 	return out
 }
 
-// externalSecrets is what deploy/README.md tells users to create when they set auth.existingSecret /
-// auth.admin.existingSecret (the plain manifests reference fanout-auth without rendering it).
-var externalSecrets = map[string]map[string][]byte{
-	"fanout-auth":  {"token": []byte("ext-agent-token-0123456789\n"), "agent-tokens": []byte("ext-agent-token-0123456789 *\n")},
-	"fanout-admin": {"token": []byte("ext-admin-token-0123456789\n")},
+// externalSecrets is what deploy/README.md tells users to create when they set tls.existingServerSecret,
+// tls.existingAgentSecret or auth.admin.existingSecret (the plain manifests reference the TLS Secrets without rendering
+// them): a CA, the aggregators' certificate for DNS fanout-aggregator, node-a's client certificate.
+func externalSecrets(t *testing.T) map[string]map[string][]byte {
+	t.Helper()
+	ca, err := testpki.New(t.TempDir(), "ca")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv, err := ca.Server("server", "fanout-aggregator")
+	if err != nil {
+		t.Fatal(err)
+	}
+	node, err := ca.Client("node-a", "node-a", "node-a")
+	if err != nil {
+		t.Fatal(err)
+	}
+	read := func(p string) []byte {
+		b, err := os.ReadFile(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return b
+	}
+	return map[string]map[string][]byte{
+		"fanout-tls-server": {"ca.crt": read(ca.CAFile), "server.crt": read(srv.CertFile), "server.key": read(srv.KeyFile)},
+		"fanout-tls-agents": {"ca.crt": read(ca.CAFile), "node-a.crt": read(node.CertFile), "node-a.key": read(node.KeyFile)},
+		"fanout-admin":      {"token": []byte("ext-admin-token-0123456789\n")},
+	}
 }
 
 var envRef = regexp.MustCompile(`\$\(([A-Za-z_][A-Za-z0-9_]*)\)`)
@@ -207,9 +284,7 @@ func materialize(t *testing.T, root string, spec corev1.PodSpec, name string, se
 		}
 		data, ok := secrets[v.Secret.SecretName]
 		if !ok {
-			if data, ok = externalSecrets[v.Secret.SecretName]; !ok {
-				t.Fatalf("%s: secret %q neither rendered nor documented", name, v.Secret.SecretName)
-			}
+			t.Fatalf("%s: secret %q neither rendered nor documented", name, v.Secret.SecretName)
 		}
 		items := v.Secret.Items
 		if len(items) == 0 {

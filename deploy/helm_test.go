@@ -27,8 +27,8 @@ const (
 )
 
 // manifestSets are the --set values `make manifests` renders deploy/manifests/fanout.yaml with: the Namespace, and the
-// agent token in a Secret the user creates (so the committed manifests carry no token).
-var manifestSets = []string{"namespace.create=true", "auth.existingSecret=fanout-auth"}
+// mTLS material in Secrets the user creates (so the committed manifests carry no key).
+var manifestSets = []string{"namespace.create=true", "tls.existingServerSecret=fanout-tls-server", "tls.existingAgentSecret=fanout-tls-agents"}
 
 var (
 	helmOnce sync.Once

@@ -2,8 +2,12 @@ package killswitch
 
 import (
 	"flag"
+	"fmt"
 	"strings"
 	"time"
+
+	"github.com/fanoutdev/fanout/api/protect"
+	"github.com/fanoutdev/fanout/api/ramp"
 )
 
 // Config is the kill-switch policy.
@@ -46,10 +50,30 @@ func DefaultConfig() Config {
 		RampDuration:     2 * time.Minute,
 		RampSteps:        4,
 		RampJitter:       5 * time.Second,
+		Protected:        append([]string(nil), protect.Defaults...),
 	}
 }
 
-type listFlag struct{ p *[]string }
+// Validate checks the protected patterns and the release ramp.
+func (c Config) Validate() error {
+	if _, err := protect.Compile(c.Protected); err != nil {
+		return fmt.Errorf("--killswitch.protected: %w", err)
+	}
+	if err := (ramp.Schedule{Duration: c.RampDuration, Steps: c.RampSteps, Jitter: c.RampJitter}).Validate(); err != nil {
+		return fmt.Errorf("--killswitch.ramp-*: %w", err)
+	}
+	if c.MaxTrips < 0 {
+		return fmt.Errorf("--killswitch.max-trips %d < 0", c.MaxTrips)
+	}
+	return nil
+}
+
+// listFlag is a comma-separated, repeatable list of protected patterns: the first use replaces the defaults, each
+// pattern is checked as it is given.
+type listFlag struct {
+	p   *[]string
+	set *bool
+}
 
 func (l listFlag) String() string {
 	if l.p == nil {
@@ -59,8 +83,14 @@ func (l listFlag) String() string {
 }
 
 func (l listFlag) Set(s string) error {
+	if !*l.set {
+		*l.p, *l.set = nil, true
+	}
 	for _, v := range strings.Split(s, ",") {
 		if v = strings.TrimSpace(v); v != "" {
+			if err := protect.Validate(v); err != nil {
+				return err
+			}
 			*l.p = append(*l.p, v)
 		}
 	}
@@ -70,7 +100,8 @@ func (l listFlag) Set(s string) error {
 // RegisterFlags binds the config to flags under the "killswitch." prefix.
 func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.BoolVar(&c.DryRun, "killswitch.dry-run", c.DryRun, "decide and audit, but send no block directives")
-	fs.Var(listFlag{&c.Protected}, "killswitch.protected", "workloads never blocked (Kind/namespace/name, comma separated, repeatable)")
+	fs.Var(listFlag{p: &c.Protected, set: new(bool)}, "killswitch.protected", "workloads never blocked nor remediated: Kind/namespace/name glob patterns "+
+		"(api/protect: * within a segment, Kind case-insensitive), comma separated, repeatable; the first use replaces the defaults")
 	fs.IntVar(&c.MaxTrips, "killswitch.max-trips", c.MaxTrips, "maximum workloads tripped at once")
 	fs.DurationVar(&c.SurgeSustain, "killswitch.surge-sustain", c.SurgeSustain, "how long a threatening synchronized surge must last to trip")
 	fs.DurationVar(&c.ProjectedSustain, "killswitch.projected-sustain", c.ProjectedSustain, "how long a projected overload must last to trip")

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/fanoutdev/fanout/aggregator/detect"
+	"github.com/fanoutdev/fanout/api/protect"
 )
 
 type cause int
@@ -17,6 +18,7 @@ const (
 	causeProjected
 	causeOverload
 	causeManual
+	causeAdopted // restored from the agents' reported blocks; released like a surge trip
 )
 
 type entry struct {
@@ -32,32 +34,39 @@ type entry struct {
 	manualUntil  int64
 	lastFinding  bool
 	ev           Evidence
+	// refusedUntil: the fleet refused the last trip; alert, do not trip again before this second.
+	refusedUntil int64
 }
 
 // Switch is the kill switch for every workload. Not safe for concurrent use.
 type Switch struct {
 	cfg          Config
-	protected    map[string]bool
+	protected    *protect.Set
+	extra        map[string]bool // exact names protected by Protect (scenario files)
 	entries      map[string]*entry
 	overloadFor  int64
 	fleetWideTil int64
 	version      uint64
 }
 
-// New returns a switch.
+// New returns a switch. Check the config with Config.Validate first: with a malformed protected pattern the switch
+// fails safe and treats every workload as protected (it alerts, never trips).
 func New(cfg Config) *Switch {
-	p := map[string]bool{}
-	for _, w := range cfg.Protected {
-		p[w] = true
+	p, err := protect.Compile(cfg.Protected)
+	if err != nil {
+		p = protect.MustCompile([]string{"*/*/*"})
 	}
-	return &Switch{cfg: cfg, protected: p, entries: map[string]*entry{}}
+	return &Switch{cfg: cfg, protected: p, extra: map[string]bool{}, entries: map[string]*entry{}}
 }
 
-// Protect marks a workload as never blocked.
-func (s *Switch) Protect(workload string) { s.protected[workload] = true }
+// Protect marks one workload (an exact name) as never blocked.
+func (s *Switch) Protect(workload string) { s.extra[workload] = true }
 
-// Protected reports whether a workload is protected.
-func (s *Switch) Protected(workload string) bool { return s.protected[workload] }
+// Protected reports whether a workload is protected: it matches a --killswitch.protected pattern (api/protect glob
+// semantics, the same code the agents run) or was protected by name.
+func (s *Switch) Protected(workload string) bool {
+	return s.extra[workload] || s.protected.Match(workload)
+}
 
 // Config returns the policy.
 func (s *Switch) Config() Config { return s.cfg }
@@ -170,7 +179,7 @@ func (s *Switch) Step(r *detect.Result) []Decision {
 	topOverload := ""
 	if s.overloadFor >= secs(cfg.OverloadSustain) && !suppressed {
 		for _, w := range r.Contributors {
-			if !s.protected[w] {
+			if !s.Protected(w) {
 				if e := s.entries[w]; e == nil || (e.state != Trip && e.state != Releasing) {
 					topOverload = w
 				}
@@ -264,9 +273,16 @@ func (s *Switch) stepOne(f *detect.Finding, r *detect.Result, suppressed bool, t
 			e.quietFor = 0
 			return
 		}
-		if s.protected[w] {
+		if s.Protected(w) {
 			if e.state != Alert || !strings.HasPrefix(e.reason, "protected") {
 				emit(ActionAlert, Alert, "protected workload, not tripping: "+reason, ev)
+			}
+			e.quietFor = 0
+			return
+		}
+		if e.refusedNow(sec) {
+			if e.state != Alert || !strings.HasPrefix(e.reason, "trip refused") {
+				emit(ActionAlert, Alert, "trip refused by the agents earlier, not tripping again yet: "+reason, ev)
 			}
 			e.quietFor = 0
 			return
@@ -306,7 +322,7 @@ func (s *Switch) stepOne(f *detect.Finding, r *detect.Result, suppressed bool, t
 		if e.state == Released && sec-e.since >= secs(cfg.ReleasedHold) {
 			e.state, e.since, e.reason = Observe, sec, ""
 		}
-		if e.state == Observe {
+		if e.state == Observe && !e.refusedNow(sec) {
 			delete(s.entries, w)
 		}
 	case Trip:
@@ -324,7 +340,7 @@ func (s *Switch) stepOne(f *detect.Finding, r *detect.Result, suppressed bool, t
 			s.release(e, w, sec, why, &out)
 		}
 	case Releasing:
-		if c != causeNone && !s.protected[w] {
+		if c != causeNone && !s.Protected(w) {
 			trip()
 			break
 		}
@@ -371,7 +387,7 @@ func (s *Switch) release(e *entry, w string, sec int64, why string, out *[]Decis
 func (s *Switch) Manual(sec int64, trip bool, w, reason string, ttl time.Duration) (Decision, error) {
 	e := s.entry(w)
 	if trip {
-		if s.protected[w] {
+		if s.Protected(w) {
 			return Decision{}, fmt.Errorf("workload %s is protected", w)
 		}
 		if e.state == Trip {

@@ -43,7 +43,7 @@ type Config struct {
 	AgentTokens *Tokens
 	// AdminTokens authorizes Trip and Release (nil: manual actions are refused).
 	AdminTokens *Tokens
-	// AllowCertAuth accepts a verified client certificate whose common name is the node (or "*").
+	// AllowCertAuth accepts a verified client certificate naming exactly one node (its CN, or its only DNS name).
 	AllowCertAuth bool
 	// Now is the clock (nil: time.Now).
 	Now func() time.Time
@@ -164,18 +164,6 @@ func (s *Server) Streams() int {
 	return s.streams
 }
 
-func (s *Server) authenticate(ctx context.Context) (identity, error) {
-	if node, ok := s.cfg.AgentTokens.lookup(bearer(ctx)); ok {
-		return identity{node: node, via: "token"}, nil
-	}
-	if s.cfg.AllowCertAuth {
-		if cn, ok := certNode(ctx); ok {
-			return identity{node: cn, via: "mtls"}, nil
-		}
-	}
-	return identity{}, errors.New("no valid bearer token or client certificate")
-}
-
 // Report receives an agent's reports and streams directive sets back.
 func (s *Server) Report(stream api.Aggregator_ReportServer) error {
 	ctx := stream.Context()
@@ -231,7 +219,7 @@ func (s *Server) ingest(id identity, rep *api.NodeReport) (string, error) {
 	if err != nil {
 		return ReasonInvalid, fmt.Errorf("validate report: %w", err)
 	}
-	if id.node != "*" && id.node != r.Node {
+	if id.node != r.Node {
 		return ReasonUnknownAgent, fmt.Errorf("report for node %q on a stream authenticated as %q", r.Node, id.node)
 	}
 	if err := s.eng.Ingest(r); err != nil {

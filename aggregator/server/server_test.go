@@ -24,7 +24,7 @@ import (
 func TestRejectsInvalidAndLateReports(t *testing.T) {
 	now := time.Unix(10_000, 0)
 	eng := engine.New(engine.DefaultConfig(), nil)
-	srv, err := New(Config{Replica: "r", AgentTokens: NewTokens(map[string]string{"shared-token-0123456789": "*"}),
+	srv, err := New(Config{Replica: "r", AgentTokens: NewTokens(map[string]string{"shared-token-0123456789": "n1"}),
 		Now: func() time.Time { return now }}, eng, prometheus.NewRegistry(), slog.New(slog.NewTextHandler(io.Discard, nil)))
 	if err != nil {
 		t.Fatal(err)

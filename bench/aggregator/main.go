@@ -26,6 +26,7 @@ import (
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/metadata"
 	"google.golang.org/protobuf/types/known/durationpb"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
@@ -44,7 +45,7 @@ type config struct {
 	sustain   time.Duration
 }
 
-const token = "bench-shared-token-0123456789"
+const token = "bench-token-0123456789"
 
 func main() {
 	var c config
@@ -135,7 +136,12 @@ func run(ctx context.Context, c config, logger *slog.Logger) error {
 	}
 	defer os.RemoveAll(dir)
 	tokFile := filepath.Join(dir, "tokens")
-	if err := os.WriteFile(tokFile, []byte(token+" *\n"), 0o600); err != nil {
+	// One token per synthetic node: the aggregator binds each credential to one node.
+	var tokLines strings.Builder
+	for i := 0; i < c.agents; i++ {
+		fmt.Fprintf(&tokLines, "%s %s\n", nodeToken(benchNode(i)), benchNode(i))
+	}
+	if err := os.WriteFile(tokFile, []byte(tokLines.String()), 0o600); err != nil {
 		return fmt.Errorf("write token file: %w", err)
 	}
 	grpcAddr, err := freePort()
@@ -148,7 +154,7 @@ func run(ctx context.Context, c config, logger *slog.Logger) error {
 	}
 	// Capacity: steady load is 8 DaemonSets x agents x ~0.5 req/s; a surge adds ~10x one of them.
 	capacity := float64(c.agents) * 6
-	args := []string{"--listen", grpcAddr, "--metrics.listen", metricsAddr, "--auth.agent-token-file", tokFile,
+	args := []string{"--listen", grpcAddr, "--metrics.listen", metricsAddr, "--auth.agent-token-file", tokFile, "--insecure",
 		"--replica", "bench", "--apiserver.capacity-requests-per-s", fmt.Sprint(capacity),
 		"--killswitch.surge-sustain", c.sustain.String(), "--killswitch.max-trips", "100", "--killswitch.min-hold", "1h",
 		"--log.level", "warn", "--audit.file", filepath.Join(dir, "audit.jsonl"), "--debug.pprof"}
@@ -190,8 +196,7 @@ func run(ctx context.Context, c config, logger *slog.Logger) error {
 
 	conns := make([]*grpc.ClientConn, c.conns)
 	for i := range conns {
-		conns[i], err = grpc.NewClient("passthrough:///"+grpcAddr, grpc.WithTransportCredentials(insecure.NewCredentials()),
-			grpc.WithPerRPCCredentials(bearer{}))
+		conns[i], err = grpc.NewClient("passthrough:///"+grpcAddr, grpc.WithTransportCredentials(insecure.NewCredentials()))
 		if err != nil {
 			return fmt.Errorf("dial: %w", err)
 		}
@@ -235,8 +240,9 @@ func run(ctx context.Context, c config, logger *slog.Logger) error {
 	perConn := make([][]*agent, len(conns))
 	offRNG := rand.New(rand.NewPCG(99, 1))
 	for i := 0; i < c.agents; i++ {
-		a := &agentState{name: fmt.Sprintf("bench-node-%05d", i), rng: rand.New(rand.NewPCG(uint64(i), 7)), got: map[string]bool{}}
-		st, err := api.NewAggregatorClient(conns[i%len(conns)]).Report(runCtx)
+		a := &agentState{name: benchNode(i), rng: rand.New(rand.NewPCG(uint64(i), 7)), got: map[string]bool{}}
+		sctx := metadata.AppendToOutgoingContext(runCtx, "authorization", "Bearer "+nodeToken(a.name))
+		st, err := api.NewAggregatorClient(conns[i%len(conns)]).Report(sctx)
 		if err != nil {
 			streamErrs++
 			continue
@@ -386,12 +392,10 @@ func run(ctx context.Context, c config, logger *slog.Logger) error {
 	return nil
 }
 
-type bearer struct{}
+func benchNode(i int) string { return fmt.Sprintf("bench-node-%05d", i) }
 
-func (bearer) GetRequestMetadata(context.Context, ...string) (map[string]string, error) {
-	return map[string]string{"authorization": "Bearer " + token}, nil
-}
-func (bearer) RequireTransportSecurity() bool { return false }
+// nodeToken is a synthetic node's own bearer token.
+func nodeToken(node string) string { return token + "-" + node }
 
 func (a *agentState) report(workloads []string, sec, sentAt time.Time, surging func(string, time.Time) bool) *api.NodeReport {
 	a.seq++

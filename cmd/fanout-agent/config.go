@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/fanoutdev/fanout/collector/enforce"
+	"github.com/fanoutdev/fanout/collector/pindir"
 	"github.com/fanoutdev/fanout/collector/probe"
 	"github.com/fanoutdev/fanout/collector/report"
 	"github.com/fanoutdev/fanout/internal/profiling"
@@ -23,7 +24,8 @@ type config struct {
 	Kubeconfig        string
 	ListenAddress     string
 	Interval          time.Duration
-	MaxCgroups        uint
+	MaxCgroups        uint // 0 = from the node's pod capacity
+	ProbeMode         probe.Mode
 	PodLogsDir        string
 	InformerJitter    time.Duration
 	LogLevel          string
@@ -36,6 +38,7 @@ type config struct {
 	Report            report.Config // aggregator replicas; no addresses = count and export only
 
 	endpoints []probe.Endpoint
+	probeMode string
 }
 
 func parseFlags(args []string) (*config, error) {
@@ -48,12 +51,14 @@ func parseFlags(args []string) (*config, error) {
 	fs.StringVar(&c.NodeName, "node.name", host, "this node's name (pod informer scope, report identity); default $NODE_NAME or the hostname")
 	fs.StringVar(&c.CgroupRoot, "cgroup.root", "", "cgroup2 directory to attach at (default: kubepods.slice or kubepods under the cgroup2 mount)")
 	fs.StringVar(&c.PinDir, "bpf.pin-dir", "", "instance pin dir for maps and links (default /sys/fs/bpf/fanout/<node.name>)")
-	fs.UintVar(&c.MaxCgroups, "bpf.max-cgroups", 16384, "capacity of the per-cgroup counter map")
+	fs.UintVar(&c.MaxCgroups, "bpf.max-cgroups", 0, "capacity of the per-cgroup counter map (0 = from the node's pod capacity, 16384 when unknown)")
+	fs.StringVar(&c.probeMode, "probe.mode", "auto", "traffic probe design: auto (sockops when the kernel supports it), sockops, or cgroup_skb")
 	fs.StringVar(&c.APIEndpoints, "api.endpoints", "", "static API-server endpoints, comma separated ip[:port] ([v6]:port); no port = any port")
 	fs.StringVar(&c.Kubeconfig, "kubeconfig", "", "kubeconfig for the pod informer (default: in-cluster; without an API server the agent keeps counting)")
 	fs.StringVar(&c.PodLogsDir, "pod-logs.dir", "/var/log/pods", "kubelet pod log dir (identity fallback without API server)")
 	fs.DurationVar(&c.InformerJitter, "informer.start-jitter", 5*time.Second, "random delay before the pod informer's first LIST")
-	fs.StringVar(&c.ListenAddress, "web.listen-address", ":9810", "address for /metrics and /healthz")
+	fs.StringVar(&c.ListenAddress, "web.listen-address", "127.0.0.1:9810",
+		"address for /metrics and /healthz (default loopback only; the chart passes the pod's address, [$(POD_IP)]:9810)")
 	fs.DurationVar(&c.Interval, "interval", time.Second, "counter read and report interval")
 	fs.StringVar(&c.LogLevel, "log.level", "info", "debug, info, warn or error")
 	fs.BoolVar(&c.ConfigCheck, "config.check", false, "validate the configuration and exit")
@@ -78,7 +83,7 @@ func (c *config) validate() error {
 		errs = append(errs, errors.New("--node.name is required"))
 	}
 	if c.PinDir == "" {
-		c.PinDir = filepath.Join(probe.DefaultBPFFS, "fanout", c.NodeName)
+		c.PinDir = pindir.ForInstance(c.NodeName)
 	}
 	if !filepath.IsAbs(c.PinDir) {
 		errs = append(errs, fmt.Errorf("--bpf.pin-dir %q: must be absolute", c.PinDir))
@@ -96,7 +101,10 @@ func (c *config) validate() error {
 	if c.Interval < 100*time.Millisecond {
 		errs = append(errs, fmt.Errorf("--interval %s: must be at least 100ms", c.Interval))
 	}
-	if c.MaxCgroups == 0 || c.MaxCgroups > 1<<22 {
+	if c.ProbeMode, err = probe.ParseMode(c.probeMode); err != nil {
+		errs = append(errs, fmt.Errorf("--probe.mode: %w", err))
+	}
+	if c.MaxCgroups > 1<<22 {
 		errs = append(errs, fmt.Errorf("--bpf.max-cgroups %d: out of range", c.MaxCgroups))
 	}
 	if c.Kubeconfig != "" {

@@ -11,7 +11,6 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
-	"path/filepath"
 	"syscall"
 	"time"
 
@@ -30,6 +29,7 @@ import (
 	"github.com/fanoutdev/fanout/collector/enforce"
 	"github.com/fanoutdev/fanout/collector/identity"
 	"github.com/fanoutdev/fanout/collector/metrics"
+	"github.com/fanoutdev/fanout/collector/pindir"
 	"github.com/fanoutdev/fanout/collector/probe"
 	"github.com/fanoutdev/fanout/collector/report"
 	"github.com/fanoutdev/fanout/collector/uplink"
@@ -66,7 +66,7 @@ func newLogger(level string) *slog.Logger {
 
 func run(ctx context.Context, cfg *config, logger *slog.Logger) error {
 	if cfg.Uninstall {
-		if err := uninstall(cfg.PinDir); err != nil {
+		if err := pindir.Uninstall(cfg.PinDir); err != nil {
 			return fmt.Errorf("uninstall: %w", err)
 		}
 		logger.Info("instance uninstalled", "pin_dir", cfg.PinDir)
@@ -88,17 +88,19 @@ func run(ctx context.Context, cfg *config, logger *slog.Logger) error {
 			return err
 		}
 	}
-	p, err := probe.New(probe.Config{PinDir: cfg.PinDir, CgroupPath: root, MaxCgroups: uint32(cfg.MaxCgroups)}, logger)
-	if err != nil {
-		return fmt.Errorf("start probe: %w", err)
-	}
-	defer p.Close() // pins stay: counting and blocking continue while the agent restarts
-	logger.Info("probe attached", "cgroup", root, "pin_dir", cfg.PinDir)
-
 	client, err := kubeClient(cfg.Kubeconfig)
 	if err != nil {
 		logger.Warn("no API server client; identities come from the pod log dir", "err", err)
 	}
+	p, err := probe.New(probe.Config{PinDir: cfg.PinDir, CgroupPath: root,
+		MaxCgroups: counterMapSize(ctx, cfg.MaxCgroups, client, cfg.NodeName, logger),
+		Mode: cfg.ProbeMode}, logger)
+	if err != nil {
+		return fmt.Errorf("start probe: %w", err)
+	}
+	defer p.Close() // pins stay: counting and blocking continue while the agent restarts
+	logger.Info("probe attached", "cgroup", root, "pin_dir", cfg.PinDir, "mode", p.Mode())
+
 	// API-server endpoints: the static seed (flags, in-cluster env) at once, then the default/kubernetes Service and
 	// its EndpointSlices as they change. Without an API server the seed (and whatever is pinned) stays in force.
 	seed := make([]apiendpoints.Endpoint, 0, len(cfg.endpoints))
@@ -141,7 +143,7 @@ func run(ctx context.Context, cfg *config, logger *slog.Logger) error {
 		cgroups.NewResolver(mount, root), ids, logger)
 
 	reg := prometheus.NewRegistry()
-	reg.MustRegister(metrics.New(ag, logger), metrics.BuildInfo(version),
+	reg.MustRegister(metrics.New(ag, logger), metrics.NewProbeCollector(ag, logger), metrics.BuildInfo(version),
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 
 	// The kill switch works from pinned state and the cgroup tree alone: no API server, no aggregator needed to
@@ -174,7 +176,8 @@ func run(ctx context.Context, cfg *config, logger *slog.Logger) error {
 		}
 	}
 	mux := http.NewServeMux()
-	mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
+	// ContinueOnError: one failing collector must not take every other metric (the kill switch's) dark.
+	mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg, ErrorHandling: promhttp.ContinueOnError}))
 	mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) {
 		if last := ag.LastTick(); time.Since(last) > 5*cfg.Interval+time.Second {
 			http.Error(w, fmt.Sprintf("counters not read since %s", last.Format(time.RFC3339)), http.StatusServiceUnavailable)
@@ -244,21 +247,6 @@ func logSnapshots(ctx context.Context, ch <-chan agent.Snapshot, logger *slog.Lo
 			}
 		}
 	}
-}
-
-// uninstall removes the whole instance: traffic probe links and maps, kill-switch links, the shared block list and
-// the pin dir. Counting and blocking on this node stop.
-func uninstall(pinDir string) error {
-	errs := []error{probe.Uninstall(pinDir), enforce.Uninstall(pinDir)}
-	for _, name := range []string{"blocked", "blocked_active"} {
-		if err := os.Remove(filepath.Join(pinDir, name)); err != nil && !errors.Is(err, os.ErrNotExist) {
-			errs = append(errs, err)
-		}
-	}
-	if err := os.Remove(pinDir); err != nil && !errors.Is(err, os.ErrNotExist) {
-		errs = append(errs, err)
-	}
-	return errors.Join(errs...)
 }
 
 func kubeClient(kubeconfig string) (kubernetes.Interface, error) {

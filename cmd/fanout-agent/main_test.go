@@ -133,7 +133,7 @@ func TestAgentEndToEnd(t *testing.T) {
 			t.Errorf("agent run: %v", err)
 		}
 		// Pins survive the agent; --uninstall removes them.
-		if _, err := os.Stat(filepath.Join(pinDir, "link_traffic_egress")); err != nil {
+		if _, err := os.Stat(filepath.Join(pinDir, "link_traffic_connect4")); err != nil {
 			t.Errorf("link pin gone after shutdown: %v", err)
 		}
 		cfg.Uninstall = true
@@ -168,7 +168,7 @@ func TestAgentEndToEnd(t *testing.T) {
 	}
 	cg.Close()
 
-	podLabels := `{namespace="default",pod="web-7d9f8-abcde",workload="Pod/default/web-7d9f8-abcde"}`
+	podLabels := `{namespace="default",pod="web-7d9f8-abcde",uid="`+uid+`",workload="Pod/default/web-7d9f8-abcde"}`
 	var metrics map[string]float64
 	waitFor(t, 10*time.Second, func() bool {
 		metrics = scrape(t, "http://"+web+"/metrics")
@@ -233,7 +233,7 @@ func TestConfigCheckValidatesAggregatorSettings(t *testing.T) {
 	if err := os.WriteFile(tok, []byte("agent-token-0123456789\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	base := []string{"--node.name=n1", "--aggregator.address=127.0.0.1:9401"}
+	base := []string{"--node.name=n1", "--aggregator.address=127.0.0.1:9401", "--insecure"}
 	if _, err := parseFlags(append(base, "--aggregator.token-file="+tok)); err != nil {
 		t.Fatalf("valid aggregator settings rejected: %v", err)
 	}

@@ -5,8 +5,6 @@ package main
 
 import (
 	"context"
-	"crypto/tls"
-	"crypto/x509"
 	"errors"
 	"flag"
 	"fmt"
@@ -49,6 +47,8 @@ type Config struct {
 	TLSCert        string
 	TLSKey         string
 	TLSClientCA    string
+	TLSRequireCert bool // every connection must present a client certificate
+	Insecure       bool // accept bearer tokens over plaintext gRPC
 	AuditFile      string
 	Grace          time.Duration
 	Refresh        time.Duration
@@ -72,11 +72,9 @@ func parseFlags(args []string, stderr io.Writer) (Config, error) {
 	fs.StringVar(&cfg.Listen, "grpc.listen-address", "127.0.0.1:7443", "alias of --listen")
 	fs.StringVar(&cfg.MetricsListen, "web.listen-address", "127.0.0.1:9464", "alias of --metrics.listen")
 	fs.StringVar(&cfg.Replica, "replica", host, "replica name, sent with every directive set")
-	fs.StringVar(&cfg.AgentTokenFile, "auth.agent-token-file", "", `agent tokens, one "TOKEN NODE" per line (NODE * = shared)`)
+	fs.StringVar(&cfg.AgentTokenFile, "auth.agent-token-file", "", `agent tokens, one "TOKEN NODE" per line (one node per token)`)
 	fs.StringVar(&cfg.AdminTokenFile, "auth.admin-token-file", "", "admin tokens for manual trip/release, one per line")
-	fs.StringVar(&cfg.TLSCert, "tls.cert", "", "server certificate (PEM); enables TLS")
-	fs.StringVar(&cfg.TLSKey, "tls.key", "", "server key (PEM)")
-	fs.StringVar(&cfg.TLSClientCA, "tls.client-ca", "", "CA for client certificates (mTLS; the certificate's CN is the node)")
+	cfg.registerTLSFlags(fs)
 	fs.StringVar(&cfg.AuditFile, "audit.file", "", "append every decision with its evidence to this JSON-lines file (default: stderr log only)")
 	fs.DurationVar(&cfg.Grace, "window.grace", time.Second, "how long a second stays open for late reports")
 	fs.DurationVar(&cfg.Refresh, "directives.refresh", 10*time.Second, "re-send the directive set this often")
@@ -96,19 +94,16 @@ func parseFlags(args []string, stderr io.Writer) (Config, error) {
 	if fs.NArg() > 0 {
 		return cfg, fmt.Errorf("unexpected arguments %q", fs.Args())
 	}
+	if err := cfg.Engine.Switch.Validate(); err != nil {
+		return cfg, err
+	}
 	if cfg.AgentTokenFile == "" && cfg.TLSClientCA == "" {
 		return cfg, errors.New("agents must authenticate: set --auth.agent-token-file and/or --tls.client-ca")
 	}
-	if (cfg.TLSCert == "") != (cfg.TLSKey == "") {
-		return cfg, errors.New("--tls.cert and --tls.key go together")
-	}
-	if cfg.TLSClientCA != "" && cfg.TLSCert == "" {
-		return cfg, errors.New("--tls.client-ca needs --tls.cert and --tls.key")
-	}
-	if err := cfg.Headroom.validate(); err != nil {
+	if err := cfg.checkTransport(); err != nil {
 		return cfg, err
 	}
-	return cfg, nil
+	return cfg, cfg.Headroom.validate()
 }
 
 func main() {
@@ -139,31 +134,6 @@ func run(ctx context.Context, args []string, stderr io.Writer) int {
 	return 0
 }
 
-func serverTLS(cfg Config) (*tls.Config, error) {
-	if cfg.TLSCert == "" {
-		return nil, nil
-	}
-	cert, err := tls.LoadX509KeyPair(cfg.TLSCert, cfg.TLSKey)
-	if err != nil {
-		return nil, fmt.Errorf("load server certificate: %w", err)
-	}
-	tc := &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
-	if cfg.TLSClientCA != "" {
-		pem, err := os.ReadFile(cfg.TLSClientCA)
-		if err != nil {
-			return nil, fmt.Errorf("read client CA: %w", err)
-		}
-		pool := x509.NewCertPool()
-		if !pool.AppendCertsFromPEM(pem) {
-			return nil, fmt.Errorf("client CA %s: no certificates", cfg.TLSClientCA)
-		}
-		tc.ClientCAs = pool
-		// Token-only agents may still connect over TLS; certificates are verified when presented.
-		tc.ClientAuth = tls.VerifyClientCertIfGiven
-	}
-	return tc, nil
-}
-
 func serve(ctx context.Context, cfg Config, logger *slog.Logger) error {
 	var scfg = server.Config{Replica: cfg.Replica, Grace: cfg.Grace, Refresh: cfg.Refresh, AllowCertAuth: cfg.TLSClientCA != ""}
 	var err error
@@ -181,6 +151,7 @@ func serve(ctx context.Context, cfg Config, logger *slog.Logger) error {
 	if err != nil {
 		return err
 	}
+	cfg.warnInsecure(logger)
 	if cfg.ConfigCheck {
 		logger.Info("configuration ok")
 		return nil

@@ -12,11 +12,11 @@ import (
 func TestConfigCheck(t *testing.T) {
 	dir := t.TempDir()
 	tok := filepath.Join(dir, "tokens")
-	if err := os.WriteFile(tok, []byte("# agents\nshared-token-0123456789 *\n"), 0o600); err != nil {
+	if err := os.WriteFile(tok, []byte("# agents\nnode-a-token-0123456789 node-a\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	var errb bytes.Buffer
-	if code := run(context.Background(), []string{"--auth.agent-token-file", tok, "--config.check"}, &errb); code != 0 {
+	if code := run(context.Background(), []string{"--auth.agent-token-file", tok, "--insecure", "--config.check"}, &errb); code != 0 {
 		t.Fatalf("exit %d: %s", code, errb.String())
 	}
 	errb.Reset()
@@ -24,11 +24,11 @@ func TestConfigCheck(t *testing.T) {
 		t.Fatalf("no auth: exit %d: %s", code, errb.String())
 	}
 	bad := filepath.Join(dir, "bad")
-	if err := os.WriteFile(bad, []byte("short *\n"), 0o600); err != nil {
+	if err := os.WriteFile(bad, []byte("short node-a\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	errb.Reset()
-	if code := run(context.Background(), []string{"--auth.agent-token-file", bad, "--config.check"}, &errb); code != 1 || !strings.Contains(errb.String(), "line 1") {
+	if code := run(context.Background(), []string{"--auth.agent-token-file", bad, "--insecure", "--config.check"}, &errb); code != 1 || !strings.Contains(errb.String(), "line 1") {
 		t.Fatalf("bad token file: exit %d: %s", code, errb.String())
 	}
 }

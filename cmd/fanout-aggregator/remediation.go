@@ -5,7 +5,6 @@ import (
 	"flag"
 	"fmt"
 	"log/slog"
-	"path"
 	"strconv"
 	"time"
 
@@ -16,6 +15,7 @@ import (
 
 	"github.com/fanoutdev/fanout/aggregator/engine"
 	"github.com/fanoutdev/fanout/aggregator/remediate"
+	"github.com/fanoutdev/fanout/api/protect"
 )
 
 // RemediationConfig turns a trip that holds too long into a durable pause through the API server.
@@ -91,13 +91,13 @@ func runRemediation(ctx context.Context, cfg RemediationConfig, protected []stri
 	}
 }
 
+// matchesAny is the shared protected-workload contract (api/protect); patterns were validated with the flags.
 func matchesAny(patterns []string, workload string) bool {
-	for _, p := range patterns {
-		if ok, _ := path.Match(p, workload); ok || p == workload {
-			return true
-		}
+	set, err := protect.Compile(patterns)
+	if err != nil {
+		return true // fail safe: never pause with a malformed list
 	}
-	return false
+	return set.Match(workload)
 }
 
 func kubeRESTConfig(kubeconfig string) (*rest.Config, error) {

@@ -65,7 +65,7 @@ func TestRemediationPausesAHeldTrip(t *testing.T) {
 	dir := t.TempDir()
 	agentTokens, adminTokens := filepath.Join(dir, "agents"), filepath.Join(dir, "admins")
 	const admin = "admin-token-0123456789abcdef"
-	if err := os.WriteFile(agentTokens, []byte("agent-token-0123456789abcdef *\n"), 0o600); err != nil {
+	if err := os.WriteFile(agentTokens, []byte("agent-token-0123456789abcdef node-a\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	if err := os.WriteFile(adminTokens, []byte(admin+"\n"), 0o600); err != nil {
@@ -81,7 +81,7 @@ func TestRemediationPausesAHeldTrip(t *testing.T) {
 	var errb bytes.Buffer
 	go func() {
 		done <- run(runCtx, []string{"--listen", addr, "--metrics.listen", "", "--auth.agent-token-file", agentTokens,
-			"--auth.admin-token-file", adminTokens, "--kubeconfig", kc, "--remediate.after", "1s",
+			"--auth.admin-token-file", adminTokens, "--insecure", "--kubeconfig", kc, "--remediate.after", "1s",
 			"--remediate.interval", "200ms", "--killswitch.protected", "DaemonSet/monitoring/log-shipper"}, &errb)
 	}()
 	defer func() {

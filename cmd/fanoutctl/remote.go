@@ -2,8 +2,6 @@ package main
 
 import (
 	"context"
-	"crypto/tls"
-	"crypto/x509"
 	"flag"
 	"fmt"
 	"io"
@@ -14,8 +12,6 @@ import (
 	"time"
 
 	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials"
-	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/protobuf/types/known/durationpb"
 
 	"github.com/fanoutdev/fanout/api"
@@ -28,6 +24,9 @@ type remoteFlags struct {
 	tokenFile  string
 	caFile     string
 	serverName string
+	certFile   string
+	keyFile    string
+	insecure   bool
 	timeout    time.Duration
 }
 
@@ -36,6 +35,9 @@ func (r *remoteFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&r.tokenFile, "token-file", os.Getenv("FANOUT_TOKEN_FILE"), "file holding the bearer token (admin token for trip/release); default $FANOUT_TOKEN_FILE")
 	fs.StringVar(&r.caFile, "ca-file", "", "CA bundle to verify the aggregator (enables TLS)")
 	fs.StringVar(&r.serverName, "server-name", "", "TLS server name to verify")
+	fs.StringVar(&r.certFile, "cert-file", "", "client certificate (aggregators run with --tls.require-client-cert)")
+	fs.StringVar(&r.keyFile, "key-file", "", "client key for --cert-file")
+	fs.BoolVar(&r.insecure, "insecure", false, "send the --token-file token over plaintext gRPC (no --ca-file): anyone on the path can read and replay it")
 	fs.DurationVar(&r.timeout, "timeout", 5*time.Second, "per-call timeout")
 }
 
@@ -62,17 +64,9 @@ func (r *remoteFlags) dial() (*grpc.ClientConn, error) {
 		}
 		tok = strings.TrimSpace(strings.SplitN(string(b), "\n", 2)[0])
 	}
-	tc := insecure.NewCredentials()
-	if r.caFile != "" {
-		pem, err := os.ReadFile(r.caFile)
-		if err != nil {
-			return nil, fmt.Errorf("read CA file: %w", err)
-		}
-		pool := x509.NewCertPool()
-		if !pool.AppendCertsFromPEM(pem) {
-			return nil, fmt.Errorf("CA file %s: no certificates", r.caFile)
-		}
-		tc = credentials.NewTLS(&tls.Config{RootCAs: pool, ServerName: r.serverName, MinVersion: tls.VersionTLS12})
+	tc, err := r.transport(tok)
+	if err != nil {
+		return nil, err
 	}
 	conn, err := grpc.NewClient("passthrough:///"+r.addr, grpc.WithTransportCredentials(tc),
 		grpc.WithPerRPCCredentials(bearerCreds{token: tok, secure: r.caFile != ""}))

@@ -20,6 +20,17 @@ type CounterSource interface {
 	Pressure() ([]probe.MapPressure, error)
 }
 
+// HealthSource reads the kernel's per-cgroup response latency and connection outcomes (collector/probe.Probe in
+// its per-socket mode; optional).
+type HealthSource interface {
+	ReadHealth() (map[uint64]probe.Health, error)
+}
+
+// Forgetter deletes the kernel counters of cgroups that are gone (collector/probe.Probe; optional).
+type Forgetter interface {
+	Forget(ids []uint64) error
+}
+
 // CgroupPaths resolves cgroup ids to paths (collector/cgroups.Resolver).
 type CgroupPaths interface {
 	Path(id uint64) (string, bool)
@@ -55,6 +66,18 @@ type Agent struct {
 	wlTotal  map[string]*Counts
 	unknown  int
 	lastOK   time.Time
+
+	prevHealth map[uint64]probe.Health
+	wlHealth   map[string]*healthTotal
+	changed    map[uint64]time.Time // last tick each cgroup's counters moved
+	lastFull   uint64               // traffic_counters insert failures seen so far
+	fullLogged time.Time
+}
+
+type healthTotal struct {
+	Latency  Latency
+	Outcomes Outcomes
+	last     time.Time
 }
 
 // LastTick returns when counters were last read successfully (zero before the first read).
@@ -82,7 +105,8 @@ func New(cfg Config, src CounterSource, paths CgroupPaths, pods Pods, logger *sl
 		logger = slog.New(slog.DiscardHandler)
 	}
 	return &Agent{cfg: cfg, log: logger.With("component", "agent"), src: src, paths: paths, pods: pods,
-		out: make(chan Snapshot, 16), podTotal: map[string]*podTotal{}, wlTotal: map[string]*Counts{}}
+		out: make(chan Snapshot, 16), podTotal: map[string]*podTotal{}, wlTotal: map[string]*Counts{},
+		wlHealth: map[string]*healthTotal{}, changed: map[uint64]time.Time{}}
 }
 
 // Snapshots delivers one Snapshot per tick (after the first, which only takes the baseline).
@@ -133,11 +157,18 @@ func (a *Agent) Tick(now time.Time) (*Snapshot, error) {
 	if err != nil {
 		return nil, fmt.Errorf("read counters: %w", err)
 	}
+	var health map[uint64]probe.Health
+	if hs, ok := a.src.(HealthSource); ok {
+		if health, err = hs.ReadHealth(); err != nil {
+			return nil, fmt.Errorf("read latency and outcomes: %w", err)
+		}
+	}
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	prev, prevTime := a.prev, a.prevTime
+	prev, prevTime, prevHealth := a.prev, a.prevTime, a.prevHealth
 	a.lastOK = now
-	a.prev, a.prevTime = cur, now
+	a.prev, a.prevTime, a.prevHealth = cur, now, health
+	a.checkFull(now)
 	if prev == nil {
 		return nil, nil
 	}
@@ -157,6 +188,7 @@ func (a *Agent) Tick(now time.Time) (*Snapshot, error) {
 		if cnt.IsZero() {
 			continue
 		}
+		a.changed[id] = now
 		if pod != nil {
 			pd := pods[pod.UID]
 			if pd == nil {
@@ -172,6 +204,38 @@ func (a *Agent) Tick(now time.Time) (*Snapshot, error) {
 		}
 		wd.Counts.add(cnt)
 	}
+	for id, h := range health {
+		d := h.Sub(prevHealth[id])
+		if d.IsZero() {
+			continue
+		}
+		a.changed[id] = now
+		pod, workload, _ := a.attribute(id)
+		wd := wls[workload]
+		if wd == nil {
+			wd = &WorkloadDelta{Workload: workload}
+			wls[workload] = wd
+		}
+		if pod != nil && pods[pod.UID] == nil { // a pod whose only activity was failing: still one of the pods
+			pods[pod.UID] = pod
+		}
+		wd.Latency.add(d)
+		wd.Outcomes.add(d)
+		t := a.wlHealth[workload]
+		if t == nil {
+			t = &healthTotal{}
+			a.wlHealth[workload] = t
+		}
+		t.Latency.add(d)
+		t.Outcomes.add(d)
+		t.last = now
+	}
+	for w, t := range a.wlHealth {
+		if now.Sub(t.last) > a.cfg.IdleForget {
+			delete(a.wlHealth, w)
+		}
+	}
+	a.forgetGone(cur, now)
 	for _, pd := range pods {
 		wls[pd.Workload].Pods++
 		snap.Pods = append(snap.Pods, *pd)
@@ -236,7 +300,7 @@ func (a *Agent) MetricsState(context.Context) (metrics.State, error) {
 	defer a.mu.Unlock()
 	var st metrics.State
 	for _, t := range a.podTotal {
-		st.Pods = append(st.Pods, metrics.PodCounters{Namespace: t.Namespace, Pod: t.Pod, Workload: t.Workload,
+		st.Pods = append(st.Pods, metrics.PodCounters{UID: t.UID, Namespace: t.Namespace, Pod: t.Pod, Workload: t.Workload,
 			Connects: t.Connects, Requests: t.Requests, TxBytes: t.TxBytes, RxBytes: t.RxBytes, Packets: t.Packets})
 	}
 	for w, t := range a.wlTotal {
@@ -249,4 +313,98 @@ func (a *Agent) MetricsState(context.Context) (metrics.State, error) {
 	}
 	st.UnknownCgroups = a.unknown
 	return st, nil
+}
+
+// forgetGone deletes the kernel counters of cgroups that have not moved for IdleForget and no longer resolve to a
+// path (the cgroup is gone): the counter map is not LRU, so nothing else frees their entries. The overflow bucket
+// stays.
+func (a *Agent) forgetGone(cur map[uint64]probe.Counters, now time.Time) {
+	f, ok := a.src.(Forgetter)
+	if !ok {
+		return
+	}
+	var gone []uint64
+	for id := range cur {
+		if id == probe.OverflowCgroup {
+			continue
+		}
+		last, seen := a.changed[id]
+		if !seen {
+			a.changed[id] = now
+			continue
+		}
+		if now.Sub(last) <= a.cfg.IdleForget {
+			continue
+		}
+		if _, ok := a.paths.Path(id); ok {
+			continue
+		}
+		gone = append(gone, id)
+	}
+	if len(gone) == 0 {
+		return
+	}
+	if err := f.Forget(gone); err != nil {
+		a.log.Warn("forget counters of removed cgroups", "err", err)
+		return
+	}
+	for _, id := range gone {
+		delete(a.changed, id)
+		delete(a.prev, id)
+		delete(a.prevHealth, id)
+	}
+}
+
+// checkFull logs (at most once a minute) when the kernel found the counter map full since the last check: those
+// cgroups are counted in the node's overflow bucket (Unknown//cgroup-0) instead of their own.
+func (a *Agent) checkFull(now time.Time) {
+	ps, err := a.src.Pressure()
+	if err != nil {
+		return
+	}
+	for _, p := range ps {
+		if p.Map != "traffic_counters" || p.Full <= a.lastFull {
+			continue
+		}
+		if now.Sub(a.fullLogged) >= time.Minute {
+			a.log.Warn("counter map full: new cgroups are counted in the overflow bucket; raise --bpf.max-cgroups",
+				"map", p.Map, "max_entries", p.MaxEntries, "failed_inserts", p.Full, "new", p.Full-a.lastFull)
+			a.fullLogged = now
+		}
+		a.lastFull = p.Full
+	}
+}
+
+// Health is the per-workload latency and outcome totals since the agent started (for metrics).
+func (a *Agent) Health() map[string]HealthTotals {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	out := make(map[string]HealthTotals, len(a.wlHealth))
+	for w, t := range a.wlHealth {
+		out[w] = HealthTotals{Latency: t.Latency, Outcomes: t.Outcomes}
+	}
+	return out
+}
+
+// HealthTotals are one workload's cumulative latency histogram and outcomes.
+type HealthTotals struct {
+	Latency  Latency
+	Outcomes Outcomes
+}
+
+// ProbeState implements metrics.ProbeSource: the probe's design and the per-workload latency and outcome totals.
+func (a *Agent) ProbeState(context.Context) metrics.ProbeState {
+	var st metrics.ProbeState
+	if m, ok := a.src.(interface{ Mode() probe.Mode }); ok {
+		st.Mode = string(m.Mode())
+	}
+	if h, ok := a.src.(interface{ Handoff() bool }); ok {
+		st.Handoff = h.Handoff()
+	}
+	for w, t := range a.Health() {
+		st.Workloads = append(st.Workloads, metrics.WorkloadHealth{Workload: w, Buckets: t.Latency.Buckets[:],
+			SumUs: t.Latency.SumUs, FailedConnects: t.Outcomes.FailedConnects, ConnectTimeouts: t.Outcomes.ConnectTimeouts,
+			Resets: t.Outcomes.Resets, RetransmitTimeouts: t.Outcomes.RetransmitTimeouts})
+	}
+	return st
 }

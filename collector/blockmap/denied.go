@@ -7,17 +7,19 @@ import (
 	"path/filepath"
 
 	"github.com/cilium/ebpf"
+
+	"github.com/fanoutdev/fanout/collector/pindir"
 )
 
 // Denied returns the enforce program's per-cgroup connect denial counts (summed over CPUs) from the pinned
 // enforce_denied map. A pin dir whose enforce programs were never loaded has no such map: it returns an empty result.
 func Denied(pinDir string) (map[uint64]uint64, error) {
-	m, err := ebpf.LoadPinnedMap(filepath.Join(pinDir, DeniedName), &ebpf.LoadPinOptions{ReadOnly: true})
+	m, err := ebpf.LoadPinnedMap(filepath.Join(pinDir, pindir.MapEnforceDenied), &ebpf.LoadPinOptions{ReadOnly: true})
 	if errors.Is(err, os.ErrNotExist) {
 		return map[uint64]uint64{}, nil
 	}
 	if err != nil {
-		return nil, fmt.Errorf("open %s: %w", DeniedName, err)
+		return nil, fmt.Errorf("open %s: %w", pindir.MapEnforceDenied, err)
 	}
 	defer m.Close()
 	return SumPerCPU(m)

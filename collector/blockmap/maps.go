@@ -9,14 +9,8 @@ import (
 
 	"github.com/cilium/ebpf"
 	"golang.org/x/sys/unix"
-)
 
-// Pinned map names under the instance pin dir (docs/interfaces.md).
-const (
-	BlockedName   = "blocked"
-	ActiveName    = "blocked_active"
-	WorkloadsName = "blocked_workloads"
-	DeniedName    = "enforce_denied"
+	"github.com/fanoutdev/fanout/collector/pindir"
 )
 
 // Sizes mirrored from the C headers.
@@ -28,17 +22,17 @@ const (
 )
 
 func blockedSpec() *ebpf.MapSpec {
-	return &ebpf.MapSpec{Name: BlockedName, Type: ebpf.Hash, KeySize: 8, ValueSize: 16,
+	return &ebpf.MapSpec{Name: pindir.MapBlocked, Type: ebpf.Hash, KeySize: 8, ValueSize: 16,
 		MaxEntries: MaxBlocked, Pinning: ebpf.PinByName}
 }
 
 func activeSpec() *ebpf.MapSpec {
-	return &ebpf.MapSpec{Name: ActiveName, Type: ebpf.Array, KeySize: 4, ValueSize: 4,
+	return &ebpf.MapSpec{Name: pindir.MapBlockedActive, Type: ebpf.Array, KeySize: 4, ValueSize: 4,
 		MaxEntries: 1, Pinning: ebpf.PinByName}
 }
 
 func workloadsSpec() *ebpf.MapSpec {
-	return &ebpf.MapSpec{Name: WorkloadsName, Type: ebpf.Hash, KeySize: MaxWorkloadName, ValueSize: 24,
+	return &ebpf.MapSpec{Name: pindir.MapBlockedWorkloads, Type: ebpf.Hash, KeySize: MaxWorkloadName, ValueSize: 24,
 		MaxEntries: MaxWorkloads, Pinning: ebpf.PinByName}
 }
 
@@ -78,7 +72,7 @@ func Open(pinDir string) (*Maps, error) {
 
 // Exists reports whether pinDir holds a pinned `blocked` map.
 func Exists(pinDir string) bool {
-	_, err := os.Stat(filepath.Join(pinDir, BlockedName))
+	_, err := os.Stat(filepath.Join(pinDir, pindir.MapBlocked))
 	return err == nil
 }
 

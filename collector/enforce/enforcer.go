@@ -14,6 +14,7 @@ import (
 
 	"github.com/fanoutdev/fanout/collector/blockmap"
 	"github.com/fanoutdev/fanout/collector/cgroups"
+	"github.com/fanoutdev/fanout/collector/pindir"
 	"github.com/fanoutdev/fanout/collector/sockdestroy"
 )
 
@@ -123,7 +124,7 @@ func New(cfg Config, deps Deps, logger *slog.Logger) (_ *Enforcer, err error) {
 	if deps.Workloads == nil {
 		return nil, errors.New("enforce: a workload resolver is required")
 	}
-	if err := ensurePinDir(cfg.PinDir); err != nil {
+	if err := pindir.Setup(cfg.PinDir); err != nil {
 		return nil, fmt.Errorf("enforce: %w", err)
 	}
 	e := &Enforcer{cfg: cfg, deps: deps, log: logger.With("component", "enforce"),

@@ -10,6 +10,8 @@ import (
 
 // PodCounters are a pod's cumulative API-server traffic since the agent started.
 type PodCounters struct {
+	// UID is the pod's UID: two pods can share namespace and name (a StatefulSet pod recreated), never a UID.
+	UID       string
 	Namespace string
 	Pod       string
 	Workload  string // Kind/namespace/name
@@ -75,7 +77,7 @@ func New(src Source, logger *slog.Logger) *Collector {
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
-	pod := []string{"namespace", "pod", "workload"}
+	pod := []string{"namespace", "pod", "uid", "workload"}
 	wl := []string{"workload"}
 	m := []string{"map"}
 	d := prometheus.NewDesc
@@ -124,14 +126,14 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 	counter := func(d *prometheus.Desc, v uint64, labels ...string) {
 		ch <- prometheus.MustNewConstMetric(d, prometheus.CounterValue, float64(v), labels...)
 	}
-	for _, p := range st.Pods {
-		counter(c.podConnects, p.Connects, p.Namespace, p.Pod, p.Workload)
-		counter(c.podRequests, p.Requests, p.Namespace, p.Pod, p.Workload)
-		counter(c.podTx, p.TxBytes, p.Namespace, p.Pod, p.Workload)
-		counter(c.podRx, p.RxBytes, p.Namespace, p.Pod, p.Workload)
-		counter(c.podPackets, p.Packets, p.Namespace, p.Pod, p.Workload)
+	for _, p := range uniquePods(st.Pods) {
+		counter(c.podConnects, p.Connects, p.Namespace, p.Pod, p.UID, p.Workload)
+		counter(c.podRequests, p.Requests, p.Namespace, p.Pod, p.UID, p.Workload)
+		counter(c.podTx, p.TxBytes, p.Namespace, p.Pod, p.UID, p.Workload)
+		counter(c.podRx, p.RxBytes, p.Namespace, p.Pod, p.UID, p.Workload)
+		counter(c.podPackets, p.Packets, p.Namespace, p.Pod, p.UID, p.Workload)
 	}
-	for _, w := range st.Workloads {
+	for _, w := range uniqueWorkloads(st.Workloads) {
 		counter(c.wlConnects, w.Connects, w.Workload)
 		counter(c.wlRequests, w.Requests, w.Workload)
 		counter(c.wlTx, w.TxBytes, w.Workload)
@@ -153,4 +155,48 @@ func BuildInfo(version string) prometheus.Collector {
 	})
 	g.Set(1)
 	return g
+}
+
+// uniquePods sums pods that would export the same label set (a source that lost the UID, or gave the same pod
+// twice): a duplicate series fails the whole scrape, kill-switch metrics included.
+func uniquePods(pods []PodCounters) []PodCounters {
+	type key struct{ ns, pod, uid, wl string }
+	idx := make(map[key]int, len(pods))
+	out := make([]PodCounters, 0, len(pods))
+	for _, p := range pods {
+		k := key{p.Namespace, p.Pod, p.UID, p.Workload}
+		i, ok := idx[k]
+		if !ok {
+			idx[k] = len(out)
+			out = append(out, p)
+			continue
+		}
+		o := &out[i]
+		o.Connects += p.Connects
+		o.Requests += p.Requests
+		o.TxBytes += p.TxBytes
+		o.RxBytes += p.RxBytes
+		o.Packets += p.Packets
+	}
+	return out
+}
+
+// uniqueWorkloads sums workloads given twice (same reason as uniquePods).
+func uniqueWorkloads(wls []WorkloadCounters) []WorkloadCounters {
+	idx := make(map[string]int, len(wls))
+	out := make([]WorkloadCounters, 0, len(wls))
+	for _, w := range wls {
+		i, ok := idx[w.Workload]
+		if !ok {
+			idx[w.Workload] = len(out)
+			out = append(out, w)
+			continue
+		}
+		o := &out[i]
+		o.Connects += w.Connects
+		o.Requests += w.Requests
+		o.TxBytes += w.TxBytes
+		o.RxBytes += w.RxBytes
+	}
+	return out
 }

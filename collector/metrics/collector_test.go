@@ -3,10 +3,14 @@ package metrics
 import (
 	"context"
 	"errors"
+	"io"
+	"net/http"
+	"net/http/httptest"
 	"strings"
 	"testing"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 )
 
@@ -24,7 +28,7 @@ func TestCollector(t *testing.T) {
 	want := `
 # HELP fanout_pod_api_requests_total Egress payload segments to the API server (request-rate proxy), per pod.
 # TYPE fanout_pod_api_requests_total counter
-fanout_pod_api_requests_total{namespace="default",pod="web-7d9f8-abcde",workload="Deployment/default/web"} 30
+fanout_pod_api_requests_total{namespace="default",pod="web-7d9f8-abcde",uid="",workload="Deployment/default/web"} 30
 # HELP fanout_workload_api_rx_bytes_total Payload bytes received from the API server on this node, per workload.
 # TYPE fanout_workload_api_rx_bytes_total counter
 fanout_workload_api_rx_bytes_total{workload="Deployment/default/web"} 90000
@@ -69,5 +73,39 @@ fanout_agent_scrape_success 0
 `
 	if err := testutil.GatherAndCompare(reg, strings.NewReader(want), "fanout_agent_scrape_success"); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// Finding 3: two pods sharing namespace and name (a restarted StatefulSet pod, old and new UID) must not break the
+// scrape: /metrics answers 200 and the kill-switch metrics registered next to the collector stay visible.
+func TestSameNamePodsDoNotBreakScrape(t *testing.T) {
+	st := State{Pods: []PodCounters{
+		{Namespace: "db", Pod: "pg-0", Workload: "StatefulSet/db/pg", Connects: 1, Requests: 5},
+		{Namespace: "db", Pod: "pg-0", Workload: "StatefulSet/db/pg", Connects: 2, Requests: 7},
+		{UID: "u-old", Namespace: "db", Pod: "pg-0", Workload: "StatefulSet/db/pg", Connects: 3},
+		{UID: "u-new", Namespace: "db", Pod: "pg-0", Workload: "StatefulSet/db/pg", Connects: 4},
+	}}
+	reg := prometheus.NewPedanticRegistry()
+	killSwitch := prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "fanout_agent_blocks_active", Help: "x"}, []string{"workload"})
+	killSwitch.WithLabelValues("StatefulSet/db/pg").Set(1)
+	reg.MustRegister(New(SourceFunc(func(context.Context) (State, error) { return st, nil }), nil), killSwitch)
+	srv := httptest.NewServer(promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+	defer srv.Close()
+	resp, err := http.Get(srv.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("/metrics = %d: %s", resp.StatusCode, body)
+	}
+	for _, want := range []string{`fanout_agent_blocks_active{workload="StatefulSet/db/pg"} 1`,
+		`fanout_pod_api_connects_total{namespace="db",pod="pg-0",uid="",workload="StatefulSet/db/pg"} 3`,
+		`fanout_pod_api_connects_total{namespace="db",pod="pg-0",uid="u-old",workload="StatefulSet/db/pg"} 3`,
+		`fanout_pod_api_connects_total{namespace="db",pod="pg-0",uid="u-new",workload="StatefulSet/db/pg"} 4`} {
+		if !strings.Contains(string(body), want) {
+			t.Errorf("scrape lacks %s:\n%s", want, body)
+		}
 	}
 }

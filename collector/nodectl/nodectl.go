@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
-	"os"
 	"path/filepath"
 	"sort"
 	"strings"
@@ -17,15 +16,9 @@ import (
 
 	"github.com/fanoutdev/fanout/collector/blockmap"
 	"github.com/fanoutdev/fanout/collector/cgroups"
+	"github.com/fanoutdev/fanout/collector/pindir"
 	"github.com/fanoutdev/fanout/collector/sockdestroy"
 )
-
-// DefaultPinBase holds one pin dir per agent instance (/sys/fs/bpf/fanout/<node.name>).
-const DefaultPinBase = "/sys/fs/bpf/fanout"
-
-// enforceLinks are the pinned links of the enforce programs (collector/enforce); without them a block is recorded
-// but not enforced.
-var enforceLinks = []string{"enforce_connect4_link", "enforce_connect6_link"}
 
 const usage = `usage: fanoutctl node <command> [flags]
 
@@ -45,26 +38,17 @@ type common struct {
 }
 
 func (c *common) register(fs *flag.FlagSet) {
-	fs.StringVar(&c.pinDir, "bpf.pin-dir", "", "agent instance pin dir (default: the only dir under "+DefaultPinBase+")")
+	fs.StringVar(&c.pinDir, "bpf.pin-dir", "", "agent instance pin dir (default: the only dir under "+pindir.DefaultBase+")")
 	fs.StringVar(&c.cgroupRoot, "cgroup.root", "", "pods cgroup to resolve pod UIDs in (default: kubepods under the cgroup2 mount)")
 }
 
 func (c *common) resolve() error {
 	if c.pinDir == "" {
-		entries, err := os.ReadDir(DefaultPinBase)
+		dir, err := pindir.FindInstance(pindir.DefaultBase)
 		if err != nil {
-			return fmt.Errorf("find instance pin dir: %w (set --bpf.pin-dir)", err)
+			return fmt.Errorf("%w: set --bpf.pin-dir", err)
 		}
-		var dirs []string
-		for _, e := range entries {
-			if e.IsDir() {
-				dirs = append(dirs, filepath.Join(DefaultPinBase, e.Name()))
-			}
-		}
-		if len(dirs) != 1 {
-			return fmt.Errorf("found %d instance pin dirs under %s: set --bpf.pin-dir", len(dirs), DefaultPinBase)
-		}
-		c.pinDir = dirs[0]
+		c.pinDir = dir
 	}
 	if c.cgroupRoot == "" {
 		root, err := cgroups.DefaultRoot()
@@ -232,15 +216,7 @@ func runBlock(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	return nil
 }
 
-func missingLinks(pinDir string) []string {
-	var missing []string
-	for _, l := range enforceLinks {
-		if _, err := os.Stat(filepath.Join(pinDir, l)); err != nil {
-			missing = append(missing, l)
-		}
-	}
-	return missing
-}
+func missingLinks(pinDir string) []string { return pindir.Missing(pinDir, pindir.EnforceLinks...) }
 
 func teardown(ctx context.Context, pinDir, podPath string) (int, error) {
 	dests, err := sockdestroy.ReadEndpoints(pinDir)

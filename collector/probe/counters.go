@@ -1,7 +1,11 @@
 package probe
 
 import (
+	"errors"
 	"fmt"
+	"time"
+
+	"github.com/cilium/ebpf"
 
 	"github.com/fanoutdev/fanout/bpf"
 )
@@ -60,8 +64,10 @@ func sumCPUs(vals []bpf.TrafficCgroupTraffic) Counters {
 	return c
 }
 
-// ReadCounters returns every cgroup's counters, keyed by cgroup id.
+// ReadCounters returns every cgroup's counters, keyed by cgroup id (OverflowCgroup: cgroups that found the map
+// full). During a handoff after an upgrade it also retires the old design's links once they have gone quiet.
 func (p *Probe) ReadCounters() (map[uint64]Counters, error) {
+	p.maintainHandoff(time.Now())
 	out := make(map[uint64]Counters)
 	var id uint64
 	var vals []bpf.TrafficCgroupTraffic
@@ -80,9 +86,9 @@ type MapPressure struct {
 	Map        string
 	Entries    int
 	MaxEntries uint32
-	// Full counts updates that failed or entries pushed out because the map was full: for traffic_counters,
-	// kernel-side insert failures plus LRU evictions (inserts beyond the live entry count); for api_endpoints,
-	// SetEndpoints calls refused for size or a failed insert.
+	// Full counts updates that failed because the map was full: for traffic_counters, kernel-side inserts that
+	// failed (those cgroups are counted in the OverflowCgroup bucket); for api_endpoints, SetEndpoints calls
+	// refused for size or a failed insert.
 	Full uint64
 }
 
@@ -92,27 +98,16 @@ func (p *Probe) Pressure() ([]MapPressure, error) {
 	if err != nil {
 		return nil, fmt.Errorf("count traffic_counters: %w", err)
 	}
-	var stats [2]uint64
-	for i := range stats {
-		var per []uint64
-		if err := p.objs.TrafficStats.Lookup(uint32(i), &per); err != nil {
-			return nil, fmt.Errorf("read traffic_stats: %w", err)
-		}
-		for _, v := range per {
-			stats[i] += v
-		}
-	}
-	inserts, failed := stats[0], stats[1]
-	var evicted uint64
-	if inserts > uint64(n) {
-		evicted = inserts - uint64(n)
+	failed, err := p.stat(statInsertFailed)
+	if err != nil {
+		return nil, err
 	}
 	ne, err := countKeys(p.objs.ApiEndpoints.Iterate(), new(bpf.TrafficApiEndpointKey), new(bpf.TrafficApiEndpointValue))
 	if err != nil {
 		return nil, fmt.Errorf("count api_endpoints: %w", err)
 	}
 	return []MapPressure{
-		{Map: "traffic_counters", Entries: n, MaxEntries: p.objs.TrafficCounters.MaxEntries(), Full: failed + evicted},
+		{Map: "traffic_counters", Entries: n, MaxEntries: p.objs.TrafficCounters.MaxEntries(), Full: failed},
 		{Map: "api_endpoints", Entries: ne, MaxEntries: p.objs.ApiEndpoints.MaxEntries(), Full: p.endpointErrors.Load()},
 	}, nil
 }
@@ -128,4 +123,47 @@ func countKeys(it iterator, k, v any) (int, error) {
 		n++
 	}
 	return n, it.Err()
+}
+
+// traffic_stats indexes (enum fanout_stat in bpf/traffic.h).
+const (
+	statInserts        = 0
+	statInsertFailed   = 1
+	statHandoffPackets = 2
+)
+
+// stat sums one traffic_stats counter over CPUs.
+func (p *Probe) stat(idx uint32) (uint64, error) {
+	var per []uint64
+	if err := p.objs.TrafficStats.Lookup(idx, &per); err != nil {
+		return 0, fmt.Errorf("read traffic_stats[%d]: %w", idx, err)
+	}
+	var n uint64
+	for _, v := range per {
+		n += v
+	}
+	return n, nil
+}
+
+// Forget deletes the counters of cgroups that are gone (the map is not LRU: nothing is evicted by the kernel). A
+// cgroup that sends again is re-created from zero. The overflow bucket is never deleted.
+func (p *Probe) Forget(ids []uint64) error {
+	var errs []error
+	for _, id := range ids {
+		if id == OverflowCgroup {
+			continue
+		}
+		if err := p.objs.TrafficCounters.Delete(id); err != nil && !errors.Is(err, ebpf.ErrKeyNotExist) {
+			errs = append(errs, err)
+		}
+		if p.sock != nil {
+			if err := p.sock.ApiHealth.Delete(id); err != nil && !errors.Is(err, ebpf.ErrKeyNotExist) {
+				errs = append(errs, err)
+			}
+		}
+	}
+	if err := errors.Join(errs...); err != nil {
+		return fmt.Errorf("forget cgroups: %w", err)
+	}
+	return nil
 }

@@ -11,6 +11,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"net/http/httptrace"
 	"net/netip"
 	"os"
 	"os/exec"
@@ -37,11 +38,20 @@ type clientResult struct {
 	Written int64 `json:"written"`
 	Read    int64 `json:"read"`
 	OK      int   `json:"ok"`
+	// TTFBus: the client's time from writing each request to the first response byte, microseconds.
+	TTFBus []int64 `json:"ttfb_us"`
 }
 
 func TestMain(m *testing.M) {
 	if os.Getenv(helperEnv) == "1" {
 		os.Exit(httpClientMain())
+	}
+	if addr := os.Getenv(dialEnv); addr != "" {
+		n, _ := strconv.Atoi(os.Getenv(dialEnv + "_N"))
+		for range max(n, 1) {
+			dialMain(addr)
+		}
+		os.Exit(0)
 	}
 	os.Exit(m.Run())
 }
@@ -90,7 +100,13 @@ func httpClientMain() int {
 	client := &http.Client{Transport: tr, Timeout: 10 * time.Second}
 	res := clientResult{}
 	for range n {
-		resp, err := client.Get(url)
+		var wrote time.Time
+		trace := &httptrace.ClientTrace{
+			WroteRequest:         func(httptrace.WroteRequestInfo) { wrote = time.Now() },
+			GotFirstResponseByte: func() { res.TTFBus = append(res.TTFBus, time.Since(wrote).Microseconds()) },
+		}
+		req, _ := http.NewRequestWithContext(httptrace.WithClientTrace(context.Background(), trace), "GET", url, nil)
+		resp, err := client.Do(req)
 		if err != nil {
 			fmt.Fprintln(os.Stderr, err)
 			return 1

@@ -16,7 +16,7 @@ func TestLifecycleCloseRestartUninstall(t *testing.T) {
 	}
 	root, _ := makeCgroup(t, mnt, fmt.Sprintf("fanout-test-%d-life", os.Getpid()))
 	pin := testPinDir(t)
-	cfg := Config{PinDir: pin, CgroupPath: root}
+	cfg := Config{PinDir: pin, CgroupPath: root, Mode: ModeSKB}
 	p1, err := New(cfg, nil)
 	if err != nil {
 		t.Fatal(err)
@@ -34,7 +34,8 @@ func TestLifecycleCloseRestartUninstall(t *testing.T) {
 	if err := p1.SetEndpoints(nil); err == nil {
 		t.Fatal("SetEndpoints after Close succeeded")
 	}
-	for _, name := range append([]string{"link_traffic_egress", "link_traffic_connect6"}, ownMapPins...) {
+	for _, name := range []string{"link_traffic_egress", "link_traffic_connect6", "traffic_counters", "traffic_stats",
+		"api_endpoints", "api_filter", "api_socks"} {
 		if _, err := os.Stat(filepath.Join(pin, name)); err != nil {
 			t.Fatalf("pin %s gone after Close: %v", name, err)
 		}
@@ -52,7 +53,7 @@ func TestLifecycleCloseRestartUninstall(t *testing.T) {
 	p2.Close()
 
 	// An upgrade that changes a map's layout replaces the incompatible pin.
-	p3, err := New(Config{PinDir: pin, CgroupPath: root, MaxCgroups: 1024}, nil)
+	p3, err := New(Config{PinDir: pin, CgroupPath: root, MaxCgroups: 1024, Mode: ModeSKB}, nil)
 	if err != nil {
 		t.Fatalf("New with incompatible pinned map: %v", err)
 	}

@@ -76,6 +76,9 @@ func New(cfg Config, handler Handler, reg prometheus.Registerer, logger *slog.Lo
 			return nil, err
 		}
 	}
+	if c.tls == nil && tok != "" {
+		c.logger.Warn("--insecure: sending the bearer token over plaintext gRPC; anyone on the path can read and replay it")
+	}
 	for _, m := range []prometheus.Collector{c.sent, c.errs, c.dropped, c.connected} {
 		if err := reg.Register(m); err != nil {
 			return nil, fmt.Errorf("register report metrics: %w", err)

@@ -40,7 +40,7 @@ func startAggregator(t *testing.T, ctx context.Context, name string) *aggregator
 	eng := engine.New(engine.DefaultConfig(), nil)
 	reg := prometheus.NewRegistry()
 	srv, err := server.New(server.Config{Replica: name, Refresh: 200 * time.Millisecond,
-		AgentTokens: server.NewTokens(map[string]string{agentToken: "*", "node-only-token-xyz": "node-b"}),
+		AgentTokens: server.NewTokens(map[string]string{agentToken: "node-a", "node-only-token-xyz": "node-b"}),
 		AdminTokens: server.NewTokens(map[string]string{adminToken: "*"})}, eng, reg, logger)
 	if err != nil {
 		t.Fatal(err)
@@ -121,7 +121,7 @@ func TestClientReportsToReplicasAndMergesDirectives(t *testing.T) {
 	cfg := DefaultConfig()
 	cfg.Addresses = []string{a1.addr, a2.addr}
 	cfg.Node = "node-a"
-	cfg.TokenFile = writeToken(t, agentToken)
+	cfg.TokenFile, cfg.Insecure = writeToken(t, agentToken), true
 	rec := &recorder{}
 	c, err := New(cfg, rec.handle, prometheus.NewRegistry(), slog.New(slog.NewTextHandler(io.Discard, nil)))
 	if err != nil {
@@ -186,7 +186,7 @@ func TestAggregatorRejectsUnknownAgents(t *testing.T) {
 		cfg := DefaultConfig()
 		cfg.Addresses, cfg.Node = []string{a.addr}, node
 		if tok != "" {
-			cfg.TokenFile = writeToken(t, tok)
+			cfg.TokenFile, cfg.Insecure = writeToken(t, tok), true
 		}
 		c, err := New(cfg, nil, prometheus.NewRegistry(), slog.New(slog.NewTextHandler(io.Discard, nil)))
 		if err != nil {

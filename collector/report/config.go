@@ -23,6 +23,8 @@ type Config struct {
 	TokenFile string
 	// TLS: CAFile enables TLS; CertFile/KeyFile add a client certificate (mTLS); ServerName overrides verification.
 	CAFile, CertFile, KeyFile, ServerName string
+	// Insecure allows sending the bearer token without TLS (no CAFile): anyone on the path can read it.
+	Insecure bool
 	Merge                                 string
 	Buffer                                int
 	BackoffMin, BackoffMax                time.Duration
@@ -52,6 +54,7 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.StringVar(&c.CertFile, "aggregator.cert-file", c.CertFile, "client certificate for mTLS (CN = node name)")
 	fs.StringVar(&c.KeyFile, "aggregator.key-file", c.KeyFile, "client key for mTLS")
 	fs.StringVar(&c.ServerName, "aggregator.server-name", c.ServerName, "TLS server name to verify (default: the address host)")
+	fs.BoolVar(&c.Insecure, "insecure", c.Insecure, "send the --aggregator.token-file token over plaintext gRPC (no --aggregator.ca-file): anyone on the path can read and replay it")
 	fs.StringVar(&c.Merge, "aggregator.merge", c.Merge, "how replicas' directives combine: any or majority")
 	fs.IntVar(&c.Buffer, "aggregator.buffer", c.Buffer, "reports buffered per replica while disconnected (oldest dropped)")
 	fs.DurationVar(&c.BackoffMin, "aggregator.backoff-min", c.BackoffMin, "first reconnect delay")
@@ -78,6 +81,13 @@ func (c *Config) validate() error {
 	if (c.CertFile == "") != (c.KeyFile == "") {
 		return fmt.Errorf("cert-file and key-file go together")
 	}
+	if c.CertFile != "" && c.CAFile == "" {
+		return fmt.Errorf("--aggregator.cert-file needs --aggregator.ca-file (a client certificate is only sent over TLS)")
+	}
+	if c.TokenFile != "" && c.CAFile == "" && !c.Insecure {
+		return fmt.Errorf("--aggregator.token-file without --aggregator.ca-file would send the token in plaintext; " +
+			"set --aggregator.ca-file (TLS), or pass --insecure to accept that")
+	}
 	return nil
 }
 
@@ -96,11 +106,18 @@ func readToken(path string) (string, error) {
 	return tok, nil
 }
 
-// Check validates the configuration and reads the token file, as New would: for an agent's --config.check.
+// Check validates the configuration and reads the token and TLS files, as New would: for an agent's --config.check.
 func (c *Config) Check() error {
 	if err := c.validate(); err != nil {
 		return err
 	}
-	_, err := readToken(c.TokenFile)
-	return err
+	if _, err := readToken(c.TokenFile); err != nil {
+		return err
+	}
+	if c.CAFile != "" {
+		if _, err := clientTLS(*c); err != nil {
+			return err
+		}
+	}
+	return nil
 }

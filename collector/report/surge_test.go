@@ -30,6 +30,7 @@ func TestLiveSurgeReachesEveryAgent(t *testing.T) {
 	now := func() time.Time { return base.Add(time.Since(realStart) * speed) }
 	onset := base.Add(45 * time.Second)
 
+	const agents = 20
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
 	cfg := engine.DefaultConfig()
@@ -37,7 +38,7 @@ func TestLiveSurgeReachesEveryAgent(t *testing.T) {
 	eng := engine.New(cfg, nil)
 	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
 	srv, err := server.New(server.Config{Replica: "r1", Now: now, Grace: time.Second,
-		AgentTokens: server.NewTokens(map[string]string{agentToken: "*"})}, eng, prometheus.NewRegistry(), logger)
+		AgentTokens: server.NewTokens(surgeTokens(agents))}, eng, prometheus.NewRegistry(), logger)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -51,12 +52,11 @@ func TestLiveSurgeReachesEveryAgent(t *testing.T) {
 	defer gs.Stop()
 	go func() { _ = srv.Run(ctx) }()
 
-	const agents = 20
 	var blocked atomic.Int32
-	tok := writeToken(t, agentToken)
 	for i := 0; i < agents; i++ {
 		rc := DefaultConfig()
-		rc.Addresses, rc.Node, rc.TokenFile = []string{lis.Addr().String()}, fmt.Sprintf("node-%02d", i), tok
+		node := fmt.Sprintf("node-%02d", i)
+		rc.Addresses, rc.Node, rc.TokenFile, rc.Insecure = []string{lis.Addr().String()}, node, writeToken(t, agentToken+node), true
 		var got atomic.Bool
 		c, err := New(rc, func(d Directive) {
 			if d.Block && d.Workload == "DaemonSet/x/agent" && !got.Swap(true) {
@@ -101,4 +101,14 @@ func TestLiveSurgeReachesEveryAgent(t *testing.T) {
 	if now().Before(onset) {
 		t.Fatal("tripped before the surge")
 	}
+}
+
+// surgeTokens gives each of n nodes its own token (agentToken + node name): one credential, one node.
+func surgeTokens(n int) map[string]string {
+	m := map[string]string{}
+	for i := 0; i < n; i++ {
+		node := fmt.Sprintf("node-%02d", i)
+		m[agentToken+node] = node
+	}
+	return m
 }

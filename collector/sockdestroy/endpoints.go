@@ -7,10 +7,9 @@ import (
 	"path/filepath"
 
 	"github.com/cilium/ebpf"
-)
 
-// EndpointsMapName is the pinned API endpoint set (bpf/endpoints.h).
-const EndpointsMapName = "api_endpoints"
+	"github.com/fanoutdev/fanout/collector/pindir"
+)
 
 // apiEndpointKeyLen is sizeof(struct api_endpoint_key): __u32 addr[4] (address bytes in network order), __u16 port
 // (host order), __u8 family, __u8 _pad.
@@ -19,7 +18,7 @@ const apiEndpointKeyLen = 20
 // ReadEndpoints returns the API destinations held in the pinned api_endpoints map under pinDir. It reads the map as
 // raw bytes, so callers need no BPF objects (the CLI uses it).
 func ReadEndpoints(pinDir string) ([]Destination, error) {
-	p := filepath.Join(pinDir, EndpointsMapName)
+	p := filepath.Join(pinDir, pindir.MapAPIEndpoints)
 	m, err := ebpf.LoadPinnedMap(p, &ebpf.LoadPinOptions{ReadOnly: true})
 	if err != nil {
 		return nil, fmt.Errorf("open %s: %w", p, err)

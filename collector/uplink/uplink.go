@@ -83,7 +83,7 @@ func (u *Uplink) Report(s agent.Snapshot, health *api.AgentHealth) *api.NodeRepo
 	}
 	for _, w := range s.Workloads {
 		r.Workloads = append(r.Workloads, &api.WorkloadDelta{Workload: w.Workload, Pods: uint32(w.Pods),
-			Delta: counters(w.Counts)})
+			Delta: counters(w.Counts), ResponseLatency: w.Latency.Proto(), Outcomes: w.Outcomes.Proto()})
 	}
 	if u.enf != nil {
 		u.mu.Lock()

@@ -34,7 +34,10 @@ type Config struct {
 	FanoutctlBin string
 	// NoAggregator runs agents only (counting and metrics), e.g. to check attribution.
 	NoAggregator bool
-	// AggregatorArgs are extra aggregator flags (detector thresholds for a small fleet, ramp lengths).
+	// AggregatorArgs are extra aggregator flags (detector thresholds for a small fleet, ramp lengths). In each,
+	// {apiserver} is replaced by the API server's URL, {apiserver-token} by a file holding the aggregator user's
+	// bearer token (RBAC: GET /metrics, list/watch the workload kinds), {apiserver-ca} by the API server's CA file
+	// and {kubeconfig} by that user's kubeconfig: how the aggregator reads the API server is its own flag set.
 	AggregatorArgs []string
 	// AgentArgs returns extra flags for one node's agent, given the aggregator's gRPC address and that node's token
 	// file: how an agent reaches the aggregator is the agent's own flag set.
@@ -51,11 +54,14 @@ type Guard struct {
 	cfg    Config
 	logger *slog.Logger
 
-	aggregator     *proc
-	aggregatorAddr string
-	auditPath      string
-	adminTokenFile string
-	agents         []*agentProc
+	aggregator        *proc
+	aggregatorAddr    string
+	aggregatorMetrics string
+	series            []incident.MetricSeries
+	seriesIdx         map[string]int
+	auditPath         string
+	adminTokenFile    string
+	agents            []*agentProc
 
 	mu     sync.Mutex
 	events []incident.Event
@@ -73,6 +79,7 @@ type agentProc struct {
 var (
 	_ incident.Guard    = (*Guard)(nil)
 	_ incident.Releaser = (*Guard)(nil)
+	_ incident.Metered  = (*Guard)(nil)
 )
 
 // New returns a guard; nothing runs until Start.
@@ -86,7 +93,7 @@ func New(cfg Config) *Guard {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
-	return &Guard{cfg: cfg, logger: cfg.Logger.With("component", "fanoutguard")}
+	return &Guard{cfg: cfg, logger: cfg.Logger.With("component", "fanoutguard"), seriesIdx: map[string]int{}}
 }
 
 // Start launches the aggregator, then one agent per node, and waits for all of them to be healthy.
@@ -102,7 +109,7 @@ func (g *Guard) Start(ctx context.Context, env *incident.Env) error {
 		fmt.Fprintf(&tokenLines, "%s %s\n", tokens[n.Name], n.Name)
 	}
 	if !g.cfg.NoAggregator {
-		if err := g.startAggregator(ctx, dir, tokenLines.String()); err != nil {
+		if err := g.startAggregator(ctx, env, dir, tokenLines.String()); err != nil {
 			return err
 		}
 	}
@@ -126,6 +133,7 @@ func (g *Guard) Start(ctx context.Context, env *incident.Env) error {
 			"--node.name=" + n.Name, "--cgroup.root=" + n.KubepodsDir, "--bpf.pin-dir=" + a.pinDir,
 			"--api.endpoints=" + endpoint, "--kubeconfig=" + kc, "--web.listen-address=" + a.metricsURL[len("http://"):],
 			"--informer.start-jitter=1s", "--pod-logs.dir=" + filepath.Join(dir, "no-pod-logs"), "--log.level=info",
+			"--insecure", // loopback only: the token travels in plaintext (the binaries refuse that without this flag)
 		}
 		if g.cfg.AgentArgs != nil && !g.cfg.NoAggregator {
 			args = append(args, g.cfg.AgentArgs(n.Name, g.aggregatorAddr, tokenFile)...)
@@ -150,7 +158,7 @@ func (g *Guard) Start(ctx context.Context, env *incident.Env) error {
 	return nil
 }
 
-func (g *Guard) startAggregator(ctx context.Context, dir, tokenLines string) error {
+func (g *Guard) startAggregator(ctx context.Context, env *incident.Env, dir, tokenLines string) error {
 	tokenFile := filepath.Join(dir, "agent-tokens")
 	if err := os.WriteFile(tokenFile, []byte(tokenLines), 0o600); err != nil {
 		return fmt.Errorf("write aggregator token file: %w", err)
@@ -168,6 +176,7 @@ func (g *Guard) startAggregator(ctx context.Context, dir, tokenLines string) err
 	args := []string{
 		"--listen=" + g.aggregatorAddr, fmt.Sprintf("--metrics.listen=127.0.0.1:%d", metricsPort),
 		"--auth.agent-token-file=" + tokenFile, "--audit.file=" + g.auditPath, "--replica=e2e",
+		"--insecure", // loopback only: tokens over plaintext gRPC
 	}
 	if g.cfg.FanoutctlBin != "" {
 		g.adminTokenFile = filepath.Join(dir, "admin-tokens")
@@ -179,7 +188,12 @@ func (g *Guard) startAggregator(ctx context.Context, dir, tokenLines string) err
 	if g.cfg.DryRun {
 		args = append(args, "--killswitch.dry-run")
 	}
-	args = append(args, g.cfg.AggregatorArgs...)
+	sub := strings.NewReplacer("{apiserver}", env.ControlPlane.URL, "{apiserver-token}", env.AggregatorTokenFile,
+		"{apiserver-ca}", env.CAFile, "{kubeconfig}", env.AggregatorKubeconfig)
+	for _, a := range g.cfg.AggregatorArgs {
+		args = append(args, sub.Replace(a))
+	}
+	g.aggregatorMetrics = fmt.Sprintf("http://127.0.0.1:%d/metrics", metricsPort)
 	p, err := spawn("fanout-aggregator", filepath.Join(dir, "aggregator.log"), g.cfg.AggregatorBin, args...)
 	if err != nil {
 		return err
@@ -191,6 +205,7 @@ func (g *Guard) startAggregator(ctx context.Context, dir, tokenLines string) err
 // poll turns the audit log and the agents' block metrics into events until stopped.
 func (g *Guard) poll(ctx context.Context) {
 	var auditOff int64
+	var lastScrape time.Time
 	hc := &http.Client{Timeout: 2 * time.Second}
 	t := time.NewTicker(g.cfg.Poll)
 	defer t.Stop()
@@ -202,6 +217,12 @@ func (g *Guard) poll(ctx context.Context) {
 		}
 		if g.auditPath != "" {
 			auditOff = g.readAudit(auditOff)
+		}
+		if g.aggregatorMetrics != "" && time.Since(lastScrape) >= time.Second {
+			lastScrape = time.Now()
+			if err := g.scrapeAggregator(ctx, hc); err != nil {
+				g.logger.Debug("scrape aggregator", "err", err) // a slow scrape leaves a gap in the plot
+			}
 		}
 		for _, a := range g.agents {
 			active, err := blocksActive(ctx, hc, a.metricsURL+"/metrics")
@@ -314,7 +335,7 @@ func (g *Guard) Release(ctx context.Context, workload, reason string) (string, e
 	ctx, cancel := context.WithTimeout(ctx, 20*time.Second)
 	defer cancel()
 	out, err := exec.CommandContext(ctx, g.cfg.FanoutctlBin, "release", "--aggregator="+g.aggregatorAddr,
-		"--token-file="+g.adminTokenFile, "--reason="+reason, workload).CombinedOutput()
+		"--token-file="+g.adminTokenFile, "--insecure", "--reason="+reason, workload).CombinedOutput()
 	text := strings.TrimSpace(string(out))
 	if err != nil {
 		return text, fmt.Errorf("fanoutctl release %s: %w: %s", workload, err, text)

@@ -37,7 +37,9 @@ func TestIncidentArmed(t *testing.T) {
 	g := New(Config{
 		AgentBin: agentBin, AggregatorBin: aggBin, FanoutctlBin: ctlBin, Logger: logger,
 		AggregatorArgs: []string{
-			"--apiserver.capacity-requests-per-s=400", "--apiserver.capacity-rx-bytes-per-s=1.2e8", "--fleet.warmup=5s",
+			// No capacity flag: the aggregator learns the API server's headroom from its /metrics.
+			"--headroom.apiserver-url={apiserver}", "--headroom.token-file={apiserver-token}", "--headroom.ca-file={apiserver-ca}",
+			"--fleet.warmup=5s",
 			"--killswitch.overload-sustain=5s", "--killswitch.min-hold=15s",
 			// One telemetry pod per node: each agent re-admits its pod after a random delay in [0, jitter), so the
 			// fleet comes back over 15 s. The min-hold outlasts the manual release (no automatic release first).

@@ -22,6 +22,10 @@ type Config struct {
 	SystemRate float64
 	// TelemetryWorkers is the number of concurrent LIST loops in each telemetry pod.
 	TelemetryWorkers int
+	// KubectlBin, when set, makes the telemetry pods run a real, unmodified kubectl instead of podload's LISTs:
+	// KubectlLoops loops per pod of `kubectl get pods -A -o json` (harness.EnsureKubectl builds it).
+	KubectlBin   string
+	KubectlLoops int
 	// ResourceVersion of the telemetry LISTs: "" (quorum read from etcd, the expensive kind) or "0" (watch cache).
 	ResourceVersion string
 	// Baseline is how long the healthy fleet runs before the telemetry rollout begins.
@@ -74,6 +78,9 @@ func (c *Config) Defaults() {
 	if c.TelemetryWorkers == 0 {
 		c.TelemetryWorkers = 8
 	}
+	if c.KubectlLoops == 0 {
+		c.KubectlLoops = 4
+	}
 	if c.LightRate == 0 {
 		c.LightRate = 5
 	}
@@ -94,6 +101,8 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("seed pods %d out of range [0, 20000]", c.SeedPods)
 	case c.TelemetryWorkers < 1 || c.TelemetryWorkers > 64:
 		return fmt.Errorf("telemetry workers %d out of range [1, 64]", c.TelemetryWorkers)
+	case c.KubectlLoops < 1 || c.KubectlLoops > 32:
+		return fmt.Errorf("kubectl loops %d out of range [1, 32]", c.KubectlLoops)
 	case c.SystemRate <= 0 || c.SystemRate > 100:
 		return fmt.Errorf("system rate %g out of range (0, 100]", c.SystemRate)
 	case c.LightRate <= 0 || c.LightRate > 100:
@@ -121,6 +130,24 @@ type Guard interface {
 	Close() error
 }
 
+// Metered is a Guard that records its own metrics over time (the aggregator's headroom estimate and the API server
+// utilization it measured); the report plots them.
+type Metered interface {
+	Metrics() []MetricSeries
+}
+
+// MetricSeries is one metric (name with its labels, as exposed) sampled over the run.
+type MetricSeries struct {
+	Name   string
+	Points []MetricPoint
+}
+
+// MetricPoint is one sample of a MetricSeries.
+type MetricPoint struct {
+	At    time.Time
+	Value float64
+}
+
 // Releaser is a Guard through which the operator releases a tripped workload by hand (fanoutctl release). The
 // release ramp is the guard's own configuration. It returns what the CLI printed.
 type Releaser interface {
@@ -134,8 +161,12 @@ type Env struct {
 	// AgentUser is a normal token user with cluster-wide read on pods (agents' node-scoped informers use it);
 	// AgentKubeconfig is its kubeconfig file.
 	AgentUser, AgentKubeconfig string
-	WorkDir                    string
-	Logger                     *slog.Logger
+	// AggregatorUser is a normal token user that RBAC allows to GET the API server's /metrics and to list and watch
+	// the workload kinds (placement); AggregatorKubeconfig its kubeconfig, AggregatorTokenFile its bearer token and
+	// CAFile the API server's CA (PEM), for flags that take files.
+	AggregatorUser, AggregatorKubeconfig, AggregatorTokenFile, CAFile string
+	WorkDir                                                           string
+	Logger                                                            *slog.Logger
 }
 
 // Event is one thing fanout did, as the guard reports it.

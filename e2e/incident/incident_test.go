@@ -63,7 +63,13 @@ func TestUnprotectedIncidentDegradesAPIServer(t *testing.T) {
 	if err := report.Write(&page, res.Report("unprotected")); err != nil {
 		t.Fatal(err)
 	}
-	if strings.Count(page.String(), "<svg ") != 2 {
-		t.Fatal("report lacks its two charts")
+	if strings.Count(page.String(), "<svg ") != 3 || !strings.Contains(page.String(), "CPU by process group") {
+		t.Fatal("report lacks its three charts (rates, latency, CPU)")
+	}
+	if c, ok := res.MeanCores(CPUAPIServer, res.Onset, res.IncidentEnd); !ok || c <= 0.05 {
+		t.Fatalf("kube-apiserver CPU during the incident: %.2f cores (sampled %v)", c, ok)
+	}
+	if c, ok := res.MeanCores(CPUTelemetry, res.Onset, res.IncidentEnd); !ok || c <= 0 {
+		t.Fatalf("telemetry pods' CPU during the incident: %.2f cores (sampled %v)", c, ok)
 	}
 }

@@ -29,8 +29,17 @@ type Result struct {
 	// the operator ran the manual release (zero: none) and ReleaseOutput what it printed.
 	RolledBack, ReleaseAsked time.Time
 	ReleaseOutput            string
-	// AgentRequests is each node's agent's requests to the API server over the whole run (from the audit log).
-	AgentRequests map[string]int
+	// AgentRequests is each node's agent's requests to the API server over the whole run (from the audit log);
+	// AggregatorRequests the aggregator's own (its /metrics scrapes and placement watches).
+	AgentRequests      map[string]int
+	AggregatorRequests int
+	// TelemetryTool names the real tool the telemetry pods ran (empty: podload's LISTs).
+	TelemetryTool string
+	// CPU is each group's CPU use per second (CPUAPIServer, CPUTelemetry, ...): the confound of a heavy client on a
+	// machine it shares with the API server.
+	CPU map[string][]CPUPoint
+	// Metrics are the guard's own metrics over time (Metered), nil otherwise.
+	Metrics []MetricSeries
 }
 
 // Phase is one named window of the run.
@@ -261,6 +270,7 @@ func (r *Result) WriteSummary(w io.Writer) {
 			}
 		}
 	}
+	r.writeExtra(w)
 	if r.Guarded && len(r.AgentRequests) > 0 {
 		var sum, mx int
 		for _, n := range r.AgentRequests {
@@ -393,7 +403,8 @@ func (r *Result) Report(title string) report.Report {
 		p99.Points = append(p99.Points, report.Point{X: x, Y: ms(w.Stats.P99)})
 	}
 	lat.Series = []report.Series{p50, p99}
-	rep.Charts = []report.Chart{rates, lat}
+	rep.Summary = append(rep.Summary, r.extraRows()...)
+	rep.Charts = append([]report.Chart{rates, lat}, r.extraCharts(marks)...)
 	return rep
 }
 

@@ -27,6 +27,8 @@ const (
 	SystemUser    = "system-user"
 	TelemetryUser = "telemetry-user"
 	ProbeUser     = "probe-user"
+	// AggregatorUser is fanout-aggregator's own API user: /metrics and placement watches, audited (its API cost).
+	AggregatorUser = "fanout-aggregator"
 	// AgentUserPrefix + node name is the user of that node's fanout agent: the audit log counts each node's
 	// agent footprint separately.
 	AgentUserPrefix = "fanout-agent-"
@@ -75,8 +77,8 @@ func Run(ctx context.Context, cfg Config) (res *Result, err error) {
 	}
 	live(cfg, "starting etcd and kube-apiserver (built once from the Go module proxy, then cached)")
 	cp, err := harness.Start(ctx, harness.Config{
-		Users:      append([]string{SystemUser, TelemetryUser, ProbeUser}, agentUsers...),
-		AuditUsers: agentUsers,
+		Users:      append([]string{SystemUser, TelemetryUser, ProbeUser, AggregatorUser}, agentUsers...),
+		AuditUsers: append([]string{AggregatorUser}, agentUsers...),
 		WorkDir:    filepath.Join(workDir, "controlplane"), KeepWorkDir: cfg.WorkDir != "",
 		Logger: log,
 	})
@@ -114,6 +116,9 @@ func Run(ctx context.Context, cfg Config) (res *Result, err error) {
 	if cfg.Guard != nil {
 		env := &Env{ControlPlane: cp, Fleet: fl, AgentUser: agentUsers[0], WorkDir: workDir, Logger: log}
 		if env.AgentKubeconfig, err = cp.WriteKubeconfig(agentUsers[0]); err != nil {
+			return nil, err
+		}
+		if err := AggregatorFiles(cp, env); err != nil {
 			return nil, err
 		}
 		live(cfg, "starting fanout: an agent per node, one aggregator")
@@ -181,6 +186,15 @@ func Run(ctx context.Context, cfg Config) (res *Result, err error) {
 		Nodes: cfg.Nodes, SeedPods: cfg.SeedPods, TelemetryWorkers: cfg.TelemetryWorkers, Guarded: cfg.Guard != nil, Mode: cfg.Mode,
 		System: []string{KubeProxy, NodeAgent}, TelemetryID: Telemetry, Recorder: fl.Recorder,
 	}
+	if cfg.KubectlBin != "" {
+		res.TelemetryTool = fmt.Sprintf("kubectl get pods -A -o json, %d loops per pod", cfg.KubectlLoops)
+	}
+	cpu := newCPUSampler(cp.PIDs(), fl)
+	cctx, cstop := context.WithCancel(ctx)
+	var cwg sync.WaitGroup
+	cwg.Add(1)
+	go func() { defer cwg.Done(); cpu.run(cctx, time.Second) }()
+	defer func() { cstop(); cwg.Wait() }()
 	res.Start = time.Now()
 	res.Onset = res.Start.Add(cfg.Baseline)
 	res.IncidentEnd = res.Onset.Add(cfg.Rollout + cfg.Incident)
@@ -200,13 +214,21 @@ func Run(ctx context.Context, cfg Config) (res *Result, err error) {
 	defer tick.Stop()
 	for now := time.Now(); now.Before(res.End); now = time.Now() {
 		for rolled < cfg.Nodes && !now.Before(res.Onset.Add(time.Duration(rolled)*step)) {
-			if rolled == 0 {
+			if rolled == 0 && cfg.KubectlBin != "" {
+				live(cfg, "ONSET: rolling out %s to every node (%d loops of `kubectl get pods -A -o json` per pod)", Telemetry, cfg.KubectlLoops)
+			} else if rolled == 0 {
 				live(cfg, "ONSET: rolling out %s to every node (%d cluster-wide LIST loops per pod, rv=%q)", Telemetry, cfg.TelemetryWorkers, cfg.ResourceVersion)
 			}
-			p, err := fl.StartPod(ctx, wl.telemetry, fl.Nodes[rolled], fleet.PodSpec{Kubeconfig: telKC, Args: []string{
+			spec := fleet.PodSpec{Kubeconfig: telKC, Args: []string{
 				"--mode=list", "--resource=pods", "--decode=false", fmt.Sprintf("--concurrency=%d", cfg.TelemetryWorkers),
 				"--resource-version=" + cfg.ResourceVersion, "--timeout=30s", podDuration,
-			}})
+			}}
+			if cfg.KubectlBin != "" {
+				// The real tool, unmodified, as a DaemonSet's shell loop would run it (podload only loops and counts).
+				spec.Args = []string{"--mode=exec", fmt.Sprintf("--concurrency=%d", cfg.KubectlLoops), "--timeout=60s", podDuration,
+					"--", cfg.KubectlBin, "--kubeconfig=" + telKC, "get", "pods", "-A", "-o", "json"}
+			}
+			p, err := fl.StartPod(ctx, wl.telemetry, fl.Nodes[rolled], spec)
 			if err != nil {
 				return nil, err
 			}
@@ -250,7 +272,13 @@ func Run(ctx context.Context, cfg Config) (res *Result, err error) {
 	}
 	pstop()
 	pwg.Wait()
+	cstop()
+	cwg.Wait()
+	res.CPU = cpu.series()
 	res.Probe = probe.Samples()
+	if m, ok := cfg.Guard.(Metered); ok {
+		res.Metrics = m.Metrics()
+	}
 	if cfg.Guard != nil {
 		res.Events = append([]Event(nil), cfg.Guard.Events()...)
 		sort.Slice(res.Events, func(i, j int) bool { return res.Events[i].At.Before(res.Events[j].At) })
@@ -259,6 +287,9 @@ func Run(ctx context.Context, cfg Config) (res *Result, err error) {
 	time.Sleep(1500 * time.Millisecond)
 	if counts, err := cp.AuditCounts(); err == nil {
 		res.AgentRequests = map[string]int{}
+		if c := counts[AggregatorUser]; c != nil {
+			res.AggregatorRequests = c.Total
+		}
 		for _, u := range agentUsers {
 			n := 0
 			if c := counts[u]; c != nil {
@@ -289,16 +320,55 @@ func setup(ctx context.Context, admin kubernetes.Interface, cfg Config, agentUse
 		return err
 	}
 	// What a fanout agent reads: its node's pods (node-scoped informer), the API server's endpoints, nodes.
-	if err := fleet.GrantRules(ctx, admin, "fanout-agent", []rbacv1.PolicyRule{
+	if err := fleet.GrantRules(ctx, admin, "fanout-agent", AgentRules(), agentUsers...); err != nil {
+		return err
+	}
+	// What the aggregator reads: the API server's /metrics (headroom signals) and the workload kinds' desired sizes
+	// (full placement).
+	if err := fleet.GrantRules(ctx, admin, "fanout-aggregator", AggregatorRules(), AggregatorUser); err != nil {
+		return err
+	}
+	return fleet.Seed(ctx, admin, fleet.SeedConfig{Namespace: seedNS, Pods: cfg.SeedPods})
+}
+
+// AgentRules is what a fanout agent reads: its node's pods (node-scoped informer), the API server's endpoints, nodes,
+// the owners that name a workload.
+func AgentRules() []rbacv1.PolicyRule {
+	return []rbacv1.PolicyRule{
 		{APIGroups: []string{""}, Resources: []string{"pods", "nodes", "services", "endpoints", "namespaces"}, Verbs: []string{"get", "list", "watch"}},
 		{APIGroups: []string{"discovery.k8s.io"}, Resources: []string{"endpointslices"}, Verbs: []string{"get", "list", "watch"}},
 		{APIGroups: []string{"apps"}, Resources: []string{"replicasets", "daemonsets", "deployments", "statefulsets"}, Verbs: []string{"get", "list", "watch"}},
 		{APIGroups: []string{"batch"}, Resources: []string{"jobs", "cronjobs"}, Verbs: []string{"get", "list", "watch"}},
 		{APIGroups: []string{""}, Resources: []string{"events"}, Verbs: []string{"create", "patch"}},
-	}, agentUsers...); err != nil {
+	}
+}
+
+// AggregatorRules is what the aggregator reads: the API server's /metrics (headroom signals) and the workload kinds'
+// desired sizes (full placement).
+func AggregatorRules() []rbacv1.PolicyRule {
+	return []rbacv1.PolicyRule{
+		{NonResourceURLs: []string{"/metrics"}, Verbs: []string{"get"}},
+		{APIGroups: []string{"apps"}, Resources: []string{"daemonsets", "deployments", "replicasets", "statefulsets"}, Verbs: []string{"get", "list", "watch"}},
+		{APIGroups: []string{"autoscaling"}, Resources: []string{"horizontalpodautoscalers"}, Verbs: []string{"get", "list", "watch"}},
+	}
+}
+
+// AggregatorFiles writes the aggregator user's kubeconfig, token file and the API server's CA into env.
+func AggregatorFiles(cp *harness.ControlPlane, env *Env) error {
+	var err error
+	env.AggregatorUser = AggregatorUser
+	if env.AggregatorKubeconfig, err = cp.WriteKubeconfig(AggregatorUser); err != nil {
 		return err
 	}
-	return fleet.Seed(ctx, admin, fleet.SeedConfig{Namespace: seedNS, Pods: cfg.SeedPods})
+	env.AggregatorTokenFile = filepath.Join(cp.WorkDir, "token-"+AggregatorUser)
+	if err := os.WriteFile(env.AggregatorTokenFile, []byte(cp.Token(AggregatorUser)+"\n"), 0o600); err != nil {
+		return fmt.Errorf("write aggregator token: %w", err)
+	}
+	env.CAFile = filepath.Join(cp.WorkDir, "apiserver-ca.pem")
+	if err := os.WriteFile(env.CAFile, cp.CAPEM, 0o644); err != nil {
+		return fmt.Errorf("write api server ca: %w", err)
+	}
+	return nil
 }
 
 // rollback replaces each heavy pod, node by node in parallel, as a DaemonSet rollout would: the old pod's process is

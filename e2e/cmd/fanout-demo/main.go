@@ -25,9 +25,10 @@ import (
 	"github.com/fanoutdev/fanout/e2e/report"
 )
 
-// defaultAggregatorArgs suit a 4-node fleet on a 2-core API server shared with the fleet's own processes (measured:
-// ~25 cluster-wide LISTs/s of 2000 pods already push an unrelated GET's p50 from 2 ms to 200+ ms).
-const defaultAggregatorArgs = "--apiserver.capacity-requests-per-s=400 --apiserver.capacity-rx-bytes-per-s=1.2e8 " +
+// defaultAggregatorArgs suit a 4-node fleet. No capacity is told: the aggregator learns the API server's headroom from
+// its /metrics (read as a normal token user that RBAC allows to GET /metrics) and from the load the agents measure.
+const defaultAggregatorArgs = "--headroom.apiserver-url={apiserver} --headroom.token-file={apiserver-token} --headroom.ca-file={apiserver-ca} " +
+	"--placement.watch --kubeconfig={kubeconfig} " +
 	"--fleet.warmup=5s --killswitch.overload-sustain=5s --killswitch.min-hold=60s " +
 	"--killswitch.ramp-duration=20s --killswitch.ramp-steps=4 --killswitch.ramp-jitter=20s " +
 	"--killswitch.protected=DaemonSet/kube-system/kube-proxy,DaemonSet/kube-system/node-problem-detector"
@@ -36,7 +37,9 @@ func main() {
 	var cfg incident.Config
 	flag.IntVar(&cfg.Nodes, "nodes", 4, "simulated nodes (one fanout-agent each)")
 	flag.IntVar(&cfg.SeedPods, "seed-pods", 2000, "pods seeded so cluster-wide LISTs are expensive")
-	flag.IntVar(&cfg.TelemetryWorkers, "telemetry-workers", 8, "cluster-wide LIST loops per telemetry pod")
+	flag.IntVar(&cfg.TelemetryWorkers, "telemetry-workers", 8, "cluster-wide LIST loops per telemetry pod (with --kubectl=false)")
+	useKubectl := flag.Bool("kubectl", true, "the telemetry pods run a real kubectl (built from the module proxy at the API server's version)")
+	flag.IntVar(&cfg.KubectlLoops, "kubectl-loops", 4, "loops of `kubectl get pods -A -o json` per telemetry pod")
 	flag.DurationVar(&cfg.Baseline, "baseline", 20*time.Second, "healthy period before the telemetry rollout")
 	flag.DurationVar(&cfg.Rollout, "rollout", 5*time.Second, "telemetry rollout spread")
 	flag.DurationVar(&cfg.Incident, "incident", 40*time.Second, "incident window after the rollout")
@@ -44,7 +47,7 @@ func main() {
 	flag.BoolVar(&cfg.Rollback, "rollback", true, "roll the telemetry DaemonSet back to light GETs at the end of the incident window")
 	flag.Float64Var(&cfg.LightRate, "light-rate", 5, "GETs/s of each rolled-back telemetry pod")
 	flag.DurationVar(&cfg.ReleaseAfter, "release-after", 5*time.Second, "operator's fanoutctl release this long after the rollback (0: none)")
-	aggArgs := flag.String("aggregator-args", defaultAggregatorArgs, "extra fanout-aggregator flags")
+	aggArgs := flag.String("aggregator-args", defaultAggregatorArgs, "extra fanout-aggregator flags ({apiserver}, {apiserver-token}, {apiserver-ca} and {kubeconfig} are substituted)")
 	agentAgg := flag.String("agent-aggregator-args", "--aggregator.address={addr} --aggregator.token-file={token}",
 		"fanout-agent flags that connect it to the aggregator ({addr}, {token} and {node} are substituted)")
 	out := flag.String("report", "fanout-demo-report.html", "HTML report path")
@@ -54,16 +57,23 @@ func main() {
 	logger := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	if err := run(ctx, cfg, *aggArgs, *agentAgg, *out, *workDir, *skipDry, logger); err != nil {
+	if err := run(ctx, cfg, *useKubectl, *aggArgs, *agentAgg, *out, *workDir, *skipDry, logger); err != nil {
 		logger.Error("demo failed", "err", err)
 		os.Exit(1)
 	}
 }
 
-func run(ctx context.Context, cfg incident.Config, aggArgs, agentAgg, out, workDir string, skipDry bool, logger *slog.Logger) error {
-	fmt.Println("== fanout demo: building the control plane (cached after the first run) and fanout")
+func run(ctx context.Context, cfg incident.Config, useKubectl bool, aggArgs, agentAgg, out, workDir string, skipDry bool, logger *slog.Logger) error {
+	fmt.Println("== fanout demo: building the control plane and kubectl (cached after the first run) and fanout")
 	if _, err := harness.EnsureBinaries(ctx, logger); err != nil {
 		return err
+	}
+	if useKubectl {
+		bin, err := harness.EnsureKubectl(ctx, logger)
+		if err != nil {
+			return err
+		}
+		cfg.KubectlBin = bin
 	}
 	tmp, err := os.MkdirTemp("", "fanout-demo-")
 	if err != nil {

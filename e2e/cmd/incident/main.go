@@ -13,6 +13,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/fanoutdev/fanout/e2e/harness"
 	"github.com/fanoutdev/fanout/e2e/incident"
 	"github.com/fanoutdev/fanout/e2e/report"
 )
@@ -23,6 +24,8 @@ func main() {
 	flag.IntVar(&cfg.SeedPods, "seed-pods", 2000, "pods seeded so cluster-wide LISTs are expensive")
 	flag.Float64Var(&cfg.SystemRate, "system-rate", 2, "GETs/s per kube-proxy pod (node-problem-detector: half)")
 	flag.IntVar(&cfg.TelemetryWorkers, "telemetry-workers", 8, "cluster-wide LIST loops per telemetry pod")
+	useKubectl := flag.Bool("kubectl", false, "the telemetry pods run a real kubectl (built from the module proxy) instead of podload's LISTs")
+	flag.IntVar(&cfg.KubectlLoops, "kubectl-loops", 4, "loops of `kubectl get pods -A -o json` per telemetry pod")
 	flag.StringVar(&cfg.ResourceVersion, "resource-version", "", `telemetry LIST resourceVersion: "" or "0"`)
 	flag.DurationVar(&cfg.Baseline, "baseline", 20*time.Second, "healthy period before the rollout")
 	flag.DurationVar(&cfg.Rollout, "rollout", 5*time.Second, "telemetry rollout spread")
@@ -35,6 +38,14 @@ func main() {
 	cfg.Logger, cfg.Live = logger, os.Stdout
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	if *useKubectl {
+		bin, err := harness.EnsureKubectl(ctx, logger)
+		if err != nil {
+			logger.Error("kubectl", "err", err)
+			os.Exit(1)
+		}
+		cfg.KubectlBin = bin
+	}
 	res, err := incident.Run(ctx, cfg)
 	if err != nil {
 		logger.Error("incident run failed", "err", err)

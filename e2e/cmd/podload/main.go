@@ -8,6 +8,10 @@
 //	list  cluster-wide LIST of --resource in a loop by --concurrency workers (the expensive incident workload),
 //	      --resource-version "" (quorum read from etcd) or "0" (watch cache)
 //	idle  hold a client and make no calls
+//	exec  run the command given after "--" in a loop by --concurrency workers: a real, unmodified tool as the pod's
+//	      process (e.g. kubectl get pods -A -o json); each run counts as one call (ok on exit 0), its stdout bytes as
+//	      response bytes. The children live in this process's cgroup (the pod's) and get a private $HOME, as each
+//	      container has its own (kubectl's discovery cache stays per pod).
 //
 // The process exits after --duration (bounded) or on SIGTERM/SIGINT.
 package main
@@ -46,6 +50,7 @@ type config struct {
 	timeout         time.Duration
 	report          time.Duration
 	decode          bool
+	command         []string // mode exec: the command and its arguments
 }
 
 // Line is one per-interval report on stdout.
@@ -62,7 +67,7 @@ type Line struct {
 func main() {
 	var cfg config
 	flag.StringVar(&cfg.kubeconfig, "kubeconfig", "", "kubeconfig of the workload's user (required)")
-	flag.StringVar(&cfg.mode, "mode", "get", "get | list | idle")
+	flag.StringVar(&cfg.mode, "mode", "get", "get | list | idle | exec")
 	flag.StringVar(&cfg.resource, "resource", "configmaps", "pods | configmaps")
 	flag.StringVar(&cfg.namespace, "namespace", "default", "namespace of the object to GET")
 	flag.StringVar(&cfg.name, "name", "", "name of the object to GET (mode get)")
@@ -75,6 +80,7 @@ func main() {
 	flag.BoolVar(&cfg.decode, "decode", true, "decode LIST responses (false: read and count the raw protobuf bytes, "+
 		"so a whole simulated fleet's clients do not compete with the API server for this machine's CPU)")
 	flag.Parse()
+	cfg.command = flag.Args()
 	if err := run(cfg); err != nil {
 		fmt.Fprintf(os.Stderr, "podload: %v\n", err)
 		os.Exit(1)
@@ -82,6 +88,9 @@ func main() {
 }
 
 func run(cfg config) error {
+	if cfg.mode == "exec" {
+		return runExec(cfg)
+	}
 	if cfg.kubeconfig == "" {
 		return errors.New("--kubeconfig is required")
 	}
@@ -127,6 +136,11 @@ func run(cfg config) error {
 	default:
 		return fmt.Errorf("unknown --mode %q", cfg.mode)
 	}
+	return report(ctx, cfg, &c, &wg)
+}
+
+// report prints the counters every report interval until ctx ends and the workers have returned.
+func report(ctx context.Context, cfg config, c *counters, wg *sync.WaitGroup) error {
 	done := make(chan struct{})
 	go func() { wg.Wait(); <-ctx.Done(); close(done) }()
 	enc := json.NewEncoder(os.Stdout)

@@ -27,9 +27,13 @@ helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version }}
 {{ join "," (concat .Values.protected $own | uniq) }}
 {{- end -}}
 
-{{/* Name of the Secret holding the shared agent token (keys token, agent-tokens). */}}
-{{- define "fanout.authSecret" -}}
-{{ .Values.auth.existingSecret | default "fanout-auth" }}
+{{/* Secrets of the mTLS material: the aggregators' (ca.crt, server.crt, server.key) and the agents' (ca.crt, one
+<node>.crt/<node>.key pair per node). */}}
+{{- define "fanout.serverTLSSecret" -}}
+{{ .Values.tls.existingServerSecret | default "fanout-tls-server" }}
+{{- end -}}
+{{- define "fanout.agentTLSSecret" -}}
+{{ .Values.tls.existingAgentSecret | default "fanout-tls-agents" }}
 {{- end -}}
 
 {{/* Name of the Secret holding the admin token (key token). */}}

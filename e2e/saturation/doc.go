@@ -1,0 +1,5 @@
+// Package saturation measures where a real kube-apiserver saturates under cluster-wide LISTs and compares it with the
+// headroom fanout's aggregator learned: LIST clients are added one by one (each a pod process of one Deployment on a
+// simulated node with a real fanout-agent) until an unrelated normal user's GET p99 passes 1 s (the Kubernetes API
+// SLO); the kernel-measured load at that stage is the measured saturation load.
+package saturation
