@@ -7,9 +7,13 @@ import (
 
 // Config holds the capacity model and detection thresholds.
 type Config struct {
-	// API server capacity; zero means unknown (capacity rules are off and every surge counts as a threat).
+	// API server capacity flags: optional overrides of the learned headroom (capacity source "flag"); zero means
+	// learn it from the API server's telemetry.
 	CapacityRequestsPerS float64
 	CapacityRxBytesPerS  float64
+	// ColdFleetRise: with no headroom estimate at all, a synchronized surge threatens only when the fleet's load is at
+	// least this far above its baseline (0.5 = +50%).
+	ColdFleetRise float64
 
 	SurgeMinNodes    int
 	SurgeMinFraction float64
@@ -45,6 +49,7 @@ type Config struct {
 // DefaultConfig returns the defaults.
 func DefaultConfig() Config {
 	return Config{
+		ColdFleetRise:         0.5,
 		SurgeMinNodes:         3,
 		SurgeMinFraction:      0.2,
 		ThreatShare:           0.2,
@@ -68,8 +73,9 @@ func DefaultConfig() Config {
 
 // RegisterFlags binds the config to flags under the "detect." and "apiserver." prefixes.
 func (c *Config) RegisterFlags(fs *flag.FlagSet) {
-	fs.Float64Var(&c.CapacityRequestsPerS, "apiserver.capacity-requests-per-s", c.CapacityRequestsPerS, "API server capacity in requests/s (0 = unknown)")
-	fs.Float64Var(&c.CapacityRxBytesPerS, "apiserver.capacity-rx-bytes-per-s", c.CapacityRxBytesPerS, "API server capacity in response bytes/s (0 = unknown)")
+	fs.Float64Var(&c.CapacityRequestsPerS, "apiserver.capacity-requests-per-s", c.CapacityRequestsPerS, "override: API server capacity in requests/s (0 = learn the headroom from the API server's metrics)")
+	fs.Float64Var(&c.CapacityRxBytesPerS, "apiserver.capacity-rx-bytes-per-s", c.CapacityRxBytesPerS, "override: API server capacity in response bytes/s (0 = learn the headroom)")
+	fs.Float64Var(&c.ColdFleetRise, "detect.cold-fleet-rise", c.ColdFleetRise, "with no headroom estimate yet, a surge trips only when the fleet's load rose this far above its baseline (0.5 = +50%)")
 	fs.IntVar(&c.SurgeMinNodes, "detect.surge-min-nodes", c.SurgeMinNodes, "minimum nodes jumping together for a synchronized surge")
 	fs.Float64Var(&c.SurgeMinFraction, "detect.surge-min-fraction", c.SurgeMinFraction, "minimum fraction of a workload's nodes jumping together")
 	fs.Float64Var(&c.ThreatShare, "detect.threat-share", c.ThreatShare, "load above baseline, as a share of capacity, that makes a surge a threat")

@@ -5,6 +5,7 @@ import (
 	"sort"
 
 	"github.com/fanoutdev/fanout/aggregator/fleet"
+	"github.com/fanoutdev/fanout/aggregator/headroom"
 )
 
 // Finding is what one closed second says about one workload.
@@ -50,12 +51,40 @@ type Result struct {
 	CapacityKnown bool
 	// Coverage is the share of known nodes that reported this second.
 	Coverage float64
+	// Headroom is the estimate this second was judged with (learned, or the capacity flags').
+	Headroom headroom.Estimate
+	// ModelUtilization is the estimate's capacity applied to the load fanout measures now; Utilization is the larger
+	// of it and what the API server (or, without its metrics, the nodes) says now.
+	ModelUtilization float64
+	// FleetBase is the sum of the workloads' baselines (for the pods present now); FleetRise is how far the fleet's
+	// load is above it (the larger of the request and byte ratios minus one). With no headroom estimate, a surge
+	// threatens only when FleetRise is at least Config.ColdFleetRise.
+	FleetBase fleet.Counters
+	FleetRise float64
+	// scale extrapolates to nodes that missed this second's report.
+	scale float64
+	util  func(fleet.Counters) float64
+}
+
+// UtilizationWith returns the utilization the API server would be at with extra load added to this second's fleet
+// total (0 when no capacity is known).
+func (r *Result) UtilizationWith(extra fleet.Counters) float64 {
+	if r.util == nil || !r.CapacityKnown {
+		return 0
+	}
+	k := r.scale
+	if k == 0 {
+		k = 1
+	}
+	return r.util(fleet.Counters{Requests: r.Total.Requests*k + extra.Requests, RxBytes: r.Total.RxBytes*k + extra.RxBytes}) +
+		math.Max(0, r.Utilization-r.ModelUtilization)
 }
 
 // Detector keeps the little history projection needs (pod counts a minute ago), O(workloads).
 type Detector struct {
 	cfg     Config
 	history map[fleet.WorkloadID]*podHistory
+	est     headroom.Estimate
 	placer  Placement
 }
 
@@ -74,32 +103,47 @@ func New(cfg Config) *Detector {
 // Config returns the detector's configuration.
 func (d *Detector) Config() Config { return d.cfg }
 
-// SetCapacity changes the capacity model.
+// SetCapacity changes the capacity flags (an override of the learned headroom).
 func (d *Detector) SetCapacity(requestsPerS, rxBytesPerS float64) {
 	d.cfg.CapacityRequestsPerS, d.cfg.CapacityRxBytesPerS = requestsPerS, rxBytesPerS
 }
 
-// Utilization is the load as a share of capacity: the larger of the request and the byte ratios.
+// SetEstimate sets the headroom estimate the next Evaluate judges with. Without one (or with an unknown one), the
+// capacity flags are used as a flag estimate.
+func (d *Detector) SetEstimate(est headroom.Estimate) { d.est = est }
+
+// estimate returns the estimate in force: the one set when it knows a capacity, else the flags', else the unknown one.
+func (d *Detector) estimate() headroom.Estimate {
+	if d.est.Known() {
+		return d.est
+	}
+	if d.cfg.CapacityRequestsPerS > 0 || d.cfg.CapacityRxBytesPerS > 0 {
+		return headroom.Flag(d.cfg.CapacityRequestsPerS, d.cfg.CapacityRxBytesPerS)
+	}
+	if d.est.Source == "" {
+		return headroom.Estimate{Source: headroom.SourceNone, UtilizationSeats: -1, UtilizationLatency: -1, UtilizationNodes: -1}
+	}
+	return d.est
+}
+
+// Utilization is the load as a share of the API server's capacity under the estimate in force (0 when unknown).
 func (d *Detector) Utilization(c fleet.Counters) float64 {
-	u := 0.0
-	if d.cfg.CapacityRequestsPerS > 0 {
-		u = math.Max(u, c.Requests/d.cfg.CapacityRequestsPerS)
-	}
-	if d.cfg.CapacityRxBytesPerS > 0 {
-		u = math.Max(u, c.RxBytes/d.cfg.CapacityRxBytesPerS)
-	}
-	return u
+	est := d.estimate()
+	return est.UtilizationOf(headroom.Load{Requests: c.Requests, RxBytes: c.RxBytes})
 }
 
 func (d *Detector) capacityKnown() bool {
-	return d.cfg.CapacityRequestsPerS > 0 || d.cfg.CapacityRxBytesPerS > 0
+	est := d.estimate()
+	return est.Known()
 }
 
 // Evaluate computes the findings of one closed second.
 func (d *Detector) Evaluate(s *fleet.Snapshot, res *Result) {
 	cfg := d.cfg
-	known := d.capacityKnown()
-	*res = Result{Second: s.Second, NodesReporting: s.NodesReporting, Total: s.Total, CapacityKnown: known, Findings: res.Findings[:0], Contributors: res.Contributors[:0]}
+	est := d.estimate()
+	known := est.Known()
+	*res = Result{Second: s.Second, NodesReporting: s.NodesReporting, Total: s.Total, CapacityKnown: known, Findings: res.Findings[:0],
+		Contributors: res.Contributors[:0], Headroom: est, util: d.Utilization}
 	// Nodes that missed this second's report are extrapolated from those that reported; with fewer than half
 	// reporting, capacity rules wait for better data.
 	k := 1.0
@@ -108,7 +152,25 @@ func (d *Detector) Evaluate(s *fleet.Snapshot, res *Result) {
 	}
 	complete := s.NodesReporting > 0 && 2*s.NodesReporting >= s.NodesKnown
 	res.Coverage = 1 / k
-	res.Utilization = d.Utilization(scale(s.Total, k))
+	res.scale = k
+	res.ModelUtilization = d.Utilization(scale(s.Total, k))
+	res.Utilization = res.ModelUtilization
+	if est.Source == headroom.SourceLearned && est.UtilizationSource != headroom.FromModel && est.Utilization > res.Utilization {
+		// What the API server says now wins over the model when it is busier (load fanout does not see, a model
+		// that lags).
+		res.Utilization = est.Utilization
+	}
+	for i := range s.Workloads {
+		v := &s.Workloads[i]
+		if v.BaseKnown {
+			res.FleetBase.Requests += v.BaseRequests
+			res.FleetBase.RxBytes += v.BaseRxBytes
+		} else {
+			res.FleetBase.Requests += v.Now.Requests
+			res.FleetBase.RxBytes += v.Now.RxBytes
+		}
+	}
+	res.FleetRise = rise(s.Total, res.FleetBase)
 	established := 0
 	for i := range s.Workloads {
 		v := &s.Workloads[i]
@@ -128,7 +190,9 @@ func (d *Detector) Evaluate(s *fleet.Snapshot, res *Result) {
 			f.Threat = f.ExcessShare >= cfg.ThreatShare || res.Utilization >= cfg.ThreatUtilization
 			f.Hot = v.BaseKnown && v.BaseRequests > 0 && v.Now.Requests >= cfg.HotFactor*v.BaseRequests && f.ExcessShare >= cfg.HotMinShare
 		} else {
-			f.Threat = true
+			// Cold start: no headroom known. A surge threatens only when it lifts the whole fleet's load materially
+			// above its baseline.
+			f.Threat = res.FleetRise >= cfg.ColdFleetRise
 			f.Hot = v.BaseKnown && v.BaseRequests > 0 && v.Now.Requests >= cfg.HotFactor*v.BaseRequests+50
 		}
 		if complete {
@@ -163,6 +227,18 @@ func (d *Detector) Evaluate(s *fleet.Snapshot, res *Result) {
 			res.Contributors = append(res.Contributors, res.Findings[i].Workload)
 		}
 	}
+}
+
+// rise is how far now is above base: the larger of the request and byte ratios, minus one (0 when not above).
+func rise(now, base fleet.Counters) float64 {
+	r := 0.0
+	if base.Requests > 0 {
+		r = math.Max(r, now.Requests/base.Requests-1)
+	}
+	if base.RxBytes > 0 {
+		r = math.Max(r, now.RxBytes/base.RxBytes-1)
+	}
+	return r
 }
 
 func scale(c fleet.Counters, k float64) fleet.Counters {

@@ -231,8 +231,12 @@ func (e *Engine) CloseThrough(sec int64) []killswitch.Decision {
 	for s := last + 1; s <= sec; s++ {
 		snap := e.fleet.Close()
 		e.est = e.headroomStep(snap)
+		e.det.SetEstimate(e.est)
 		e.det.Evaluate(snap, &e.res)
 		ds := e.sw.Step(&e.res)
+		for i := range ds {
+			ds[i].Reason += headroomNote(&e.res)
+		}
 		e.closed = true
 		for _, d := range ds {
 			e.record(d)
@@ -244,6 +248,17 @@ func (e *Engine) CloseThrough(sec int64) []killswitch.Decision {
 	}
 	return out
 }
+
+// headroomNote is the estimate a decision was taken with, as its reason quotes it.
+func headroomNote(r *detect.Result) string {
+	if r.Headroom.Known() {
+		return "; headroom: " + r.Headroom.String()
+	}
+	return fmt.Sprintf("; headroom unknown (no API server metrics fitted, no capacity flag): fleet %.0f req/s, %s/s vs baseline %.0f req/s, %s/s (%+.0f%%)",
+		r.Total.Requests, mb(r.Total.RxBytes), r.FleetBase.Requests, mb(r.FleetBase.RxBytes), r.FleetRise*100)
+}
+
+func mb(b float64) string { return fmt.Sprintf("%.1f MB", b/1e6) }
 
 // headroomStep feeds the closed second to the estimator and returns the estimate in force: the capacity flags'
 // when set (an override), else what was learned.

@@ -408,7 +408,7 @@ func mixRatio(pts []point, w []float64) float64 {
 }
 
 // envelope returns the per-unit cost of one dimension: the weighted least-squares slope through the origin over the
-// points whose u/load lies within 15% of the weighted 10th percentile of u/load, and the points it used.
+// points whose u/load lies within 25% of the weighted 10th percentile of u/load, and the points it used.
 func envelope(pts []point, w []float64, load func(*point) float64) (float64, []bool) {
 	type q struct {
 		v, w float64
@@ -437,7 +437,7 @@ func envelope(pts []point, w []float64, load func(*point) float64) (float64, []b
 	var num, den float64
 	for i := range pts {
 		l := load(&pts[i])
-		if l > 0 && pts[i].U/l <= 1.15*low {
+		if l > 0 && pts[i].U/l <= 1.25*low {
 			set[i] = true
 			num += w[i] * pts[i].U * l
 			den += w[i] * l * l

@@ -17,6 +17,37 @@ type Expectation struct {
 	Trips []ExpectedTrip `yaml:"trips"`
 	// Alerts lists workloads that must raise at least one alert.
 	Alerts []string `yaml:"alerts"`
+	// NoFlapping: no workload trips again after a release (default true; set false to allow it).
+	NoFlapping *bool `yaml:"no_flapping"`
+	// Learned and Flag override trips/alerts for one capacity source (replay runs every scenario in both); a
+	// field left out keeps the common value.
+	Learned *ModeExpectation `yaml:"learned"`
+	Flag    *ModeExpectation `yaml:"flag"`
+}
+
+// ModeExpectation overrides part of an expectation for one capacity source.
+type ModeExpectation struct {
+	Trips  *[]ExpectedTrip `yaml:"trips"`
+	Alerts *[]string       `yaml:"alerts"`
+}
+
+// For returns the expectation for one capacity source (CapacityLearned or CapacityFlag).
+func (e *Expectation) For(source string) *Expectation {
+	out := *e
+	out.Learned, out.Flag = nil, nil
+	m := e.Learned
+	if source == CapacityFlag {
+		m = e.Flag
+	}
+	if m != nil {
+		if m.Trips != nil {
+			out.Trips = *m.Trips
+		}
+		if m.Alerts != nil {
+			out.Alerts = *m.Alerts
+		}
+	}
+	return &out
 }
 
 // ExpectedTrip is one workload that must trip.
@@ -46,9 +77,15 @@ func (e *Expectation) Check(sum Summary, lines []Line) []string {
 	var bad []string
 	firstTrip := map[string]int64{}
 	alerted := map[string]bool{}
+	released := map[string]int64{}
 	for _, l := range lines {
 		switch l.Action {
+		case "release":
+			released[l.Workload] = l.T
 		case "trip":
+			if r, ok := released[l.Workload]; ok && (e.NoFlapping == nil || *e.NoFlapping) {
+				bad = append(bad, fmt.Sprintf("%s: tripped again at t=%ds after its release at t=%ds (flapping)", l.Workload, l.T, r))
+			}
 			if _, ok := firstTrip[l.Workload]; !ok {
 				firstTrip[l.Workload] = l.T
 			}

@@ -49,7 +49,26 @@ type Summary struct {
 	PeakUtilizationUnmitigated float64  `json:"peak_utilization_unmitigated"`
 	Collapsed                  bool     `json:"collapsed"`
 	Samples                    int64    `json:"samples"`
+	// CapacitySource: "learned" (the detector was not told the world's capacity) or "flag" (it was).
+	CapacitySource string `json:"capacity_source"`
+	// Headroom is the detector's estimate at the end of the replay (its view, not the world's).
+	Headroom HeadroomSummary `json:"headroom"`
 }
+
+// HeadroomSummary is the detector's last headroom estimate.
+type HeadroomSummary struct {
+	Source               string  `json:"source"`
+	CapacityRequestsPerS float64 `json:"capacity_requests_per_s"`
+	CapacityRxBytesPerS  float64 `json:"capacity_rx_bytes_per_s"`
+	Confidence           float64 `json:"confidence"`
+	Samples              int     `json:"samples"`
+}
+
+// Capacity sources for Options.CapacitySource.
+const (
+	CapacityLearned = "learned"
+	CapacityFlag    = "flag"
+)
 
 // Options changes how a replay runs.
 type Options struct {
@@ -57,6 +76,10 @@ type Options struct {
 	Config engine.Config
 	// Sink receives every decision with its evidence (an audit log); may be nil.
 	Sink engine.Sink
+	// CapacitySource: CapacityLearned (default, "") feeds the detector only what the world shows (the API server's
+	// metrics and the agents' counters and kernel signals); CapacityFlag also tells it the world's capacity, as the
+	// aggregator's capacity flags would.
+	CapacitySource string
 }
 
 type group struct {
@@ -80,13 +103,24 @@ type block struct {
 // Run replays s. onLine is called for every decision in order.
 func Run(ctx context.Context, s *scenario.Scenario, opt Options, onLine func(Line)) (Summary, error) {
 	cfg := opt.Config
-	cfg.Detect.CapacityRequestsPerS = s.APIServer.CapacityRequestsPerS
-	cfg.Detect.CapacityRxBytesPerS = s.APIServer.CapacityRxBytesPerS
+	source := CapacityLearned
+	cfg.Detect.CapacityRequestsPerS, cfg.Detect.CapacityRxBytesPerS = 0, 0
+	switch opt.CapacitySource {
+	case "", CapacityLearned:
+	case CapacityFlag:
+		source = CapacityFlag
+		cfg.Detect.CapacityRequestsPerS = s.APIServer.CapacityRequestsPerS
+		cfg.Detect.CapacityRxBytesPerS = s.APIServer.CapacityRxBytesPerS
+	default:
+		return Summary{}, fmt.Errorf("replay %s: capacity source %q, want %q or %q", s.Name, opt.CapacitySource, CapacityLearned, CapacityFlag)
+	}
 	eng := engine.New(cfg, opt.Sink)
+	wld := newWorld(&s.APIServer, s.Seed)
 	rng := rand.New(rand.NewPCG(s.Seed, 0x5eedfa40))
 	N := s.Nodes
 	dur := int64(s.Duration / time.Second)
-	sum := Summary{Scenario: s.Name, Seed: s.Seed, Nodes: N, DurationS: dur, DryRun: cfg.Switch.DryRun, Alerted: []string{}, Tripped: []string{}}
+	sum := Summary{Scenario: s.Name, Seed: s.Seed, Nodes: N, DurationS: dur, DryRun: cfg.Switch.DryRun, Alerted: []string{}, Tripped: []string{},
+		CapacitySource: source}
 
 	nodeIDs := make([]fleet.NodeID, N)
 	offsets := make([]int64, N)
@@ -110,17 +144,8 @@ func Run(ctx context.Context, s *scenario.Scenario, opt Options, onLine func(Lin
 	blocks := map[fleet.WorkloadID]*block{}
 	var version uint64
 	alerted, tripped := map[string]bool{}, map[string]bool{}
-	utilOf := func(req, rx float64) float64 {
-		u := 0.0
-		if c := s.APIServer.CapacityRequestsPerS; c > 0 {
-			u = math.Max(u, req/c)
-		}
-		if c := s.APIServer.CapacityRxBytesPerS; c > 0 {
-			u = math.Max(u, rx/c)
-		}
-		return u
-	}
-	capKnown := s.APIServer.CapacityRequestsPerS > 0 || s.APIServer.CapacityRxBytesPerS > 0
+	utilOf := wld.util
+	capKnown := s.APIServer.Known()
 
 	for t := int64(0); t < dur; t++ {
 		if t%64 == 0 {
@@ -171,8 +196,20 @@ func Run(ctx context.Context, s *scenario.Scenario, opt Options, onLine func(Lin
 				}
 			}
 		})
+		// What the world shows the detector this second: the API server's metrics when a scrape is due, the nodes'
+		// kernel signals every second.
+		ua := utilOf(actReq, actRx)
+		at := time.Unix(sec, 0)
+		if smp, ok := wld.scrape(t, at, ua, actReq); ok {
+			if err := eng.ObserveAPIServer(smp); err != nil {
+				return sum, fmt.Errorf("replay %s at t=%ds: %w", s.Name, t, err)
+			}
+		}
+		if ns := wld.nodes(ua, actReq); !ns.Empty() {
+			eng.Batch(func(b *engine.Batcher) { b.AddSignals(sec, &ns) })
+		}
 		if capKnown {
-			ue, ua := utilOf(expReq, expRx), utilOf(actReq, actRx)
+			ue := utilOf(expReq, expRx)
 			if ue >= 1 && sum.ProjectedCollapseT == nil {
 				tt := t
 				sum.ProjectedCollapseT = &tt
@@ -212,6 +249,9 @@ func Run(ctx context.Context, s *scenario.Scenario, opt Options, onLine func(Lin
 		sum.LeadTimeS = &lt
 	}
 	sum.Collapsed = capKnown && sum.PeakUtilization >= 1
+	est := eng.Headroom()
+	sum.Headroom = HeadroomSummary{Source: string(est.Source), CapacityRequestsPerS: math.Round(est.CapacityRequestsPerS),
+		CapacityRxBytesPerS: math.Round(est.CapacityRxBytesPerS), Confidence: est.Confidence, Samples: est.Samples}
 	for w := range alerted {
 		sum.Alerted = append(sum.Alerted, w)
 	}

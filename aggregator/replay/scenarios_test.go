@@ -25,37 +25,40 @@ func TestScenarios(t *testing.T) {
 			continue
 		}
 		n++
-		t.Run(strings.TrimSuffix(filepath.Base(f), ".yaml"), func(t *testing.T) {
-			s := mustScenario(t, f)
-			data, err := os.ReadFile(strings.TrimSuffix(f, ".yaml") + ".expect.yaml")
-			if err != nil {
-				t.Fatalf("every scenario needs an expectation sidecar: %v", err)
-			}
-			exp, err := DecodeExpectation(data)
-			if err != nil {
-				t.Fatal(err)
-			}
-			var lines []Line
-			start := time.Now()
-			sum, err := Run(context.Background(), s, Options{Config: engine.DefaultConfig()}, func(l Line) { lines = append(lines, l) })
-			if err != nil {
-				t.Fatal(err)
-			}
-			t.Logf("%s: %d nodes x %ds replayed in %s; %d decisions, tripped %v, first trip %v, collapse %v, lead %v, peak %.2f (unmitigated %.2f)",
-				s.Name, s.Nodes, sum.DurationS, time.Since(start).Round(time.Millisecond), sum.Decisions, sum.Tripped,
-				deref(sum.FirstTripT), deref(sum.ProjectedCollapseT), deref(sum.LeadTimeS), sum.PeakUtilization, sum.PeakUtilizationUnmitigated)
-			bad := exp.Check(sum, lines)
-			if len(bad) > 0 || testing.Verbose() {
-				for _, l := range lines {
-					t.Logf("t=%d %s %s: %s", l.T, l.Action, l.Workload, l.Reason)
+		for _, mode := range []string{CapacityLearned, CapacityFlag} {
+			t.Run(strings.TrimSuffix(filepath.Base(f), ".yaml")+"/"+mode, func(t *testing.T) {
+				s := mustScenario(t, f)
+				data, err := os.ReadFile(strings.TrimSuffix(f, ".yaml") + ".expect.yaml")
+				if err != nil {
+					t.Fatalf("every scenario needs an expectation sidecar: %v", err)
 				}
-			}
-			{
+				exp, err := DecodeExpectation(data)
+				if err != nil {
+					t.Fatal(err)
+				}
+				var lines []Line
+				start := time.Now()
+				sum, err := Run(context.Background(), s, Options{Config: engine.DefaultConfig(), CapacitySource: mode}, func(l Line) { lines = append(lines, l) })
+				if err != nil {
+					t.Fatal(err)
+				}
+				if sum.CapacitySource != mode {
+					t.Fatalf("summary capacity_source %q, want %q", sum.CapacitySource, mode)
+				}
+				t.Logf("%s [%s]: %d nodes x %ds replayed in %s; %d decisions, tripped %v, first trip %v, collapse %v, lead %v, peak %.2f (unmitigated %.2f); headroom %+v",
+					s.Name, mode, s.Nodes, sum.DurationS, time.Since(start).Round(time.Millisecond), sum.Decisions, sum.Tripped,
+					deref(sum.FirstTripT), deref(sum.ProjectedCollapseT), deref(sum.LeadTimeS), sum.PeakUtilization, sum.PeakUtilizationUnmitigated, sum.Headroom)
+				bad := exp.For(mode).Check(sum, lines)
+				if len(bad) > 0 || testing.Verbose() {
+					for _, l := range lines {
+						t.Logf("t=%d %s %s: %s", l.T, l.Action, l.Workload, l.Reason)
+					}
+				}
 				for _, b := range bad {
 					t.Error(b)
 				}
-			}
-		})
+			})
+		}
 	}
 	if n < 7 {
 		t.Fatalf("want at least 7 scenarios, found %d", n)

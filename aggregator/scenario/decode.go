@@ -344,8 +344,9 @@ func (d *decoder) scenario(doc *yaml.Node) (*Scenario, error) {
 }
 
 func (d *decoder) apiserver(n *yaml.Node) (APIServer, error) {
-	var a APIServer
-	m, err := fields(n, "apiserver", "capacity_requests_per_s", "capacity_rx_bytes_per_s")
+	a := APIServer{Seats: DefaultSeats, MetricsInterval: DefaultMetricsInterval}
+	m, err := fields(n, "apiserver", "capacity_requests_per_s", "capacity_rx_bytes_per_s", "seats", "background_utilization",
+		"metrics_interval", "metrics_unavailable")
 	if err != nil {
 		return a, err
 	}
@@ -357,6 +358,58 @@ func (d *decoder) apiserver(n *yaml.Node) (APIServer, error) {
 	}
 	if a.CapacityRxBytesPerS, err = float(m["capacity_rx_bytes_per_s"][1], "apiserver.capacity_rx_bytes_per_s", 1, 1e15); err != nil {
 		return a, err
+	}
+	if kv, ok := m["seats"]; ok {
+		v, err := integer(kv[1], "apiserver.seats", 1, 1e6)
+		if err != nil {
+			return a, err
+		}
+		a.Seats = int(v)
+	}
+	if kv, ok := m["background_utilization"]; ok {
+		if a.BackgroundUtilization, err = float(kv[1], "apiserver.background_utilization", 0, 0.95); err != nil {
+			return a, err
+		}
+	}
+	if kv, ok := m["metrics_interval"]; ok {
+		if a.MetricsInterval, err = duration(kv[1], "apiserver.metrics_interval", 10*time.Minute); err != nil {
+			return a, err
+		}
+		if a.MetricsInterval < time.Second {
+			return a, errAt(kv[1], "apiserver.metrics_interval", "must be at least 1s")
+		}
+	}
+	if kv, ok := m["metrics_unavailable"]; ok {
+		l := kv[1]
+		if l.Kind != yaml.SequenceNode {
+			return a, errAt(l, "apiserver.metrics_unavailable", "want a list, got %s", kindName(l))
+		}
+		if len(l.Content) > 64 {
+			return a, errAt(l, "apiserver.metrics_unavailable", "more than 64 periods")
+		}
+		for i, pn := range l.Content {
+			field := fmt.Sprintf("apiserver.metrics_unavailable[%d]", i)
+			pm, err := fields(pn, field, "at", "for")
+			if err != nil {
+				return a, err
+			}
+			if err := required(pm, pn, field, "at"); err != nil {
+				return a, err
+			}
+			var p Outage
+			if p.At, err = duration(pm["at"][1], join(field, "at"), MaxDuration); err != nil {
+				return a, err
+			}
+			if kv, ok := pm["for"]; ok {
+				if p.For, err = duration(kv[1], join(field, "for"), MaxDuration); err != nil {
+					return a, err
+				}
+				if p.For == 0 {
+					return a, errAt(kv[1], join(field, "for"), "must be > 0 (omit it for until the end)")
+				}
+			}
+			a.MetricsUnavailable = append(a.MetricsUnavailable, p)
+		}
 	}
 	return a, nil
 }

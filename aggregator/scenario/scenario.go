@@ -17,10 +17,45 @@ type Scenario struct {
 	Workloads []Workload
 }
 
-// APIServer is the capacity model of the API server.
+// APIServer is the simulated world's API server: its capacity and the parameters of what it shows (flow-control
+// seats, queueing, latency) and of when its metrics are unavailable. Replay never tells the detector the capacity
+// unless asked to (--capacity-from-scenario).
 type APIServer struct {
 	CapacityRequestsPerS float64
 	CapacityRxBytesPerS  float64
+	// Seats is the nominal limit of concurrently executing seats summed over the non-exempt priority levels.
+	Seats int
+	// BackgroundUtilization is load from clients fanout does not see (kubelets, control-plane controllers).
+	BackgroundUtilization float64
+	// MetricsInterval is how often the aggregator scrapes the API server's metrics.
+	MetricsInterval time.Duration
+	// MetricsUnavailable lists periods in which the API server's metrics cannot be read.
+	MetricsUnavailable []Outage
+}
+
+// Defaults of the world model.
+const (
+	DefaultSeats           = 600
+	DefaultMetricsInterval = 5 * time.Second
+)
+
+// Known reports whether the scenario describes an API server at all.
+func (a *APIServer) Known() bool { return a.CapacityRequestsPerS > 0 || a.CapacityRxBytesPerS > 0 }
+
+// MetricsAvailable reports whether the API server's metrics can be read at t.
+func (a *APIServer) MetricsAvailable(t time.Duration) bool {
+	for _, o := range a.MetricsUnavailable {
+		if t >= o.At && (o.For == 0 || t < o.At+o.For) {
+			return false
+		}
+	}
+	return true
+}
+
+// Outage is a period without the API server's metrics.
+type Outage struct {
+	At  time.Duration
+	For time.Duration // 0 = until the end
 }
 
 // Scale says what a workload's response size grows with.

@@ -24,6 +24,7 @@ func runReplay(ctx context.Context, args []string, stdout, stderr io.Writer) int
 	fs.SetOutput(stderr)
 	asJSON := fs.Bool("json", false, "print one JSON object per decision and a final summary line")
 	auditPath := fs.String("audit", "", "write every decision with its evidence to this JSON-lines file")
+	fromScenario := fs.Bool("capacity-from-scenario", false, "tell the detector the scenario's API server capacity, as the capacity flags would (default: it learns the headroom from what the simulated API server shows)")
 	cfg := engine.DefaultConfig()
 	cfg.Fleet.RegisterFlags(fs)
 	cfg.Detect.RegisterFlags(fs)
@@ -71,7 +72,10 @@ func runReplay(ctx context.Context, args []string, stdout, stderr io.Writer) int
 		}
 		return 1
 	}
-	opt := replay.Options{Config: cfg}
+	opt := replay.Options{Config: cfg, CapacitySource: replay.CapacityLearned}
+	if *fromScenario {
+		opt.CapacitySource = replay.CapacityFlag
+	}
 	if *auditPath != "" {
 		af, err := os.Create(*auditPath)
 		if err != nil {
