@@ -38,7 +38,7 @@ func TestHeadroomWiring(t *testing.T) {
 	defer api.Close()
 	dir := t.TempDir()
 	tok := filepath.Join(dir, "tokens")
-	_ = os.WriteFile(tok, []byte("shared-token-0123456789 *\n"), 0o600)
+	_ = os.WriteFile(tok, []byte("node-token-0123456789abcdef node-1\n"), 0o600)
 	htok := filepath.Join(dir, "apitoken")
 	_ = os.WriteFile(htok, []byte("s3cret\n"), 0o600)
 	state := filepath.Join(dir, "headroom.json")
@@ -49,7 +49,7 @@ func TestHeadroomWiring(t *testing.T) {
 	var errb bytes.Buffer
 	done := make(chan int)
 	go func() {
-		done <- run(ctx, []string{"--auth.agent-token-file", tok, "--listen", "127.0.0.1:0", "--metrics.listen", maddr,
+		done <- run(ctx, []string{"--auth.agent-token-file", tok, "--insecure", "--listen", "127.0.0.1:0", "--metrics.listen", maddr,
 			"--headroom.apiserver-url", api.URL, "--headroom.insecure-skip-verify", "--headroom.token-file", htok,
 			"--headroom.interval", "1s", "--headroom.state-file", state}, &errb)
 	}()
