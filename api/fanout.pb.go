@@ -1204,9 +1204,12 @@ type StatusResponse struct {
 	DryRun               bool                   `protobuf:"varint,4,opt,name=dry_run,json=dryRun,proto3" json:"dry_run,omitempty"`
 	Workloads            []*WorkloadStatus      `protobuf:"bytes,5,rep,name=workloads,proto3" json:"workloads,omitempty"`
 	Directives           []*Directive           `protobuf:"bytes,6,rep,name=directives,proto3" json:"directives,omitempty"`
-	Window               *timestamppb.Timestamp `protobuf:"bytes,7,opt,name=window,proto3" json:"window,omitempty"` // Field numbers 8-19 are reserved for enforcement (issue 10), 20-39 for headroom (issue 9).
-	unknownFields        protoimpl.UnknownFields
-	sizeCache            protoimpl.SizeCache
+	Window               *timestamppb.Timestamp `protobuf:"bytes,7,opt,name=window,proto3" json:"window,omitempty"`
+	// Field numbers 8-19 are reserved for enforcement (issue 10), 20-39 for headroom (issue 9).
+	// The learned API server headroom the detector used for the window.
+	Headroom      *HeadroomStatus `protobuf:"bytes,20,opt,name=headroom,proto3" json:"headroom,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *StatusResponse) Reset() {
@@ -1288,6 +1291,158 @@ func (x *StatusResponse) GetWindow() *timestamppb.Timestamp {
 	return nil
 }
 
+func (x *StatusResponse) GetHeadroom() *HeadroomStatus {
+	if x != nil {
+		return x.Headroom
+	}
+	return nil
+}
+
+// HeadroomStatus is the estimate of the API server's headroom (aggregator/headroom.Estimate).
+type HeadroomStatus struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// learned | flag | none
+	Source               string  `protobuf:"bytes,1,opt,name=source,proto3" json:"source,omitempty"`
+	CapacityRequestsPerS float64 `protobuf:"fixed64,2,opt,name=capacity_requests_per_s,json=capacityRequestsPerS,proto3" json:"capacity_requests_per_s,omitempty"`
+	CapacityRxBytesPerS  float64 `protobuf:"fixed64,3,opt,name=capacity_rx_bytes_per_s,json=capacityRxBytesPerS,proto3" json:"capacity_rx_bytes_per_s,omitempty"`
+	Utilization          float64 `protobuf:"fixed64,4,opt,name=utilization,proto3" json:"utilization,omitempty"`
+	// seats | latency | nodes | model
+	UtilizationSource string `protobuf:"bytes,5,opt,name=utilization_source,json=utilizationSource,proto3" json:"utilization_source,omitempty"`
+	// -1 when that signal says nothing now.
+	UtilizationSeats    float64                `protobuf:"fixed64,6,opt,name=utilization_seats,json=utilizationSeats,proto3" json:"utilization_seats,omitempty"`
+	UtilizationLatency  float64                `protobuf:"fixed64,7,opt,name=utilization_latency,json=utilizationLatency,proto3" json:"utilization_latency,omitempty"`
+	UtilizationNodes    float64                `protobuf:"fixed64,8,opt,name=utilization_nodes,json=utilizationNodes,proto3" json:"utilization_nodes,omitempty"`
+	Confidence          float64                `protobuf:"fixed64,9,opt,name=confidence,proto3" json:"confidence,omitempty"`
+	Samples             uint32                 `protobuf:"varint,10,opt,name=samples,proto3" json:"samples,omitempty"`
+	ApiserverFresh      bool                   `protobuf:"varint,11,opt,name=apiserver_fresh,json=apiserverFresh,proto3" json:"apiserver_fresh,omitempty"`
+	LastApiserverSample *timestamppb.Timestamp `protobuf:"bytes,12,opt,name=last_apiserver_sample,json=lastApiserverSample,proto3" json:"last_apiserver_sample,omitempty"`
+	// As decision reasons quote it.
+	Summary       string `protobuf:"bytes,13,opt,name=summary,proto3" json:"summary,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *HeadroomStatus) Reset() {
+	*x = HeadroomStatus{}
+	mi := &file_fanout_proto_msgTypes[15]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *HeadroomStatus) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*HeadroomStatus) ProtoMessage() {}
+
+func (x *HeadroomStatus) ProtoReflect() protoreflect.Message {
+	mi := &file_fanout_proto_msgTypes[15]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use HeadroomStatus.ProtoReflect.Descriptor instead.
+func (*HeadroomStatus) Descriptor() ([]byte, []int) {
+	return file_fanout_proto_rawDescGZIP(), []int{15}
+}
+
+func (x *HeadroomStatus) GetSource() string {
+	if x != nil {
+		return x.Source
+	}
+	return ""
+}
+
+func (x *HeadroomStatus) GetCapacityRequestsPerS() float64 {
+	if x != nil {
+		return x.CapacityRequestsPerS
+	}
+	return 0
+}
+
+func (x *HeadroomStatus) GetCapacityRxBytesPerS() float64 {
+	if x != nil {
+		return x.CapacityRxBytesPerS
+	}
+	return 0
+}
+
+func (x *HeadroomStatus) GetUtilization() float64 {
+	if x != nil {
+		return x.Utilization
+	}
+	return 0
+}
+
+func (x *HeadroomStatus) GetUtilizationSource() string {
+	if x != nil {
+		return x.UtilizationSource
+	}
+	return ""
+}
+
+func (x *HeadroomStatus) GetUtilizationSeats() float64 {
+	if x != nil {
+		return x.UtilizationSeats
+	}
+	return 0
+}
+
+func (x *HeadroomStatus) GetUtilizationLatency() float64 {
+	if x != nil {
+		return x.UtilizationLatency
+	}
+	return 0
+}
+
+func (x *HeadroomStatus) GetUtilizationNodes() float64 {
+	if x != nil {
+		return x.UtilizationNodes
+	}
+	return 0
+}
+
+func (x *HeadroomStatus) GetConfidence() float64 {
+	if x != nil {
+		return x.Confidence
+	}
+	return 0
+}
+
+func (x *HeadroomStatus) GetSamples() uint32 {
+	if x != nil {
+		return x.Samples
+	}
+	return 0
+}
+
+func (x *HeadroomStatus) GetApiserverFresh() bool {
+	if x != nil {
+		return x.ApiserverFresh
+	}
+	return false
+}
+
+func (x *HeadroomStatus) GetLastApiserverSample() *timestamppb.Timestamp {
+	if x != nil {
+		return x.LastApiserverSample
+	}
+	return nil
+}
+
+func (x *HeadroomStatus) GetSummary() string {
+	if x != nil {
+		return x.Summary
+	}
+	return ""
+}
+
 type ManualRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Workload      string                 `protobuf:"bytes,1,opt,name=workload,proto3" json:"workload,omitempty"`
@@ -1299,7 +1454,7 @@ type ManualRequest struct {
 
 func (x *ManualRequest) Reset() {
 	*x = ManualRequest{}
-	mi := &file_fanout_proto_msgTypes[15]
+	mi := &file_fanout_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1311,7 +1466,7 @@ func (x *ManualRequest) String() string {
 func (*ManualRequest) ProtoMessage() {}
 
 func (x *ManualRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_fanout_proto_msgTypes[15]
+	mi := &file_fanout_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1324,7 +1479,7 @@ func (x *ManualRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ManualRequest.ProtoReflect.Descriptor instead.
 func (*ManualRequest) Descriptor() ([]byte, []int) {
-	return file_fanout_proto_rawDescGZIP(), []int{15}
+	return file_fanout_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *ManualRequest) GetWorkload() string {
@@ -1358,7 +1513,7 @@ type ManualResponse struct {
 
 func (x *ManualResponse) Reset() {
 	*x = ManualResponse{}
-	mi := &file_fanout_proto_msgTypes[16]
+	mi := &file_fanout_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1370,7 +1525,7 @@ func (x *ManualResponse) String() string {
 func (*ManualResponse) ProtoMessage() {}
 
 func (x *ManualResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_fanout_proto_msgTypes[16]
+	mi := &file_fanout_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1383,7 +1538,7 @@ func (x *ManualResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ManualResponse.ProtoReflect.Descriptor instead.
 func (*ManualResponse) Descriptor() ([]byte, []int) {
-	return file_fanout_proto_rawDescGZIP(), []int{16}
+	return file_fanout_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *ManualResponse) GetState() string {
@@ -1502,7 +1657,7 @@ const file_fanout_proto_rawDesc = "" +
 	"\x06reason\x18\f \x01(\tR\x06reason\x12\x14\n" +
 	"\x05epoch\x18\r \x01(\x04R\x05epoch\x12\x1d\n" +
 	"\n" +
-	"cost_ratio\x18\x0e \x01(\x01R\tcostRatio\"\xc4\x02\n" +
+	"cost_ratio\x18\x0e \x01(\x01R\tcostRatio\"\xfb\x02\n" +
 	"\x0eStatusResponse\x12\x18\n" +
 	"\areplica\x18\x01 \x01(\tR\areplica\x12'\n" +
 	"\x0fnodes_reporting\x18\x02 \x01(\rR\x0enodesReporting\x123\n" +
@@ -1512,7 +1667,25 @@ const file_fanout_proto_rawDesc = "" +
 	"\n" +
 	"directives\x18\x06 \x03(\v2\x14.fanout.v1.DirectiveR\n" +
 	"directives\x122\n" +
-	"\x06window\x18\a \x01(\v2\x1a.google.protobuf.TimestampR\x06window\"p\n" +
+	"\x06window\x18\a \x01(\v2\x1a.google.protobuf.TimestampR\x06window\x125\n" +
+	"\bheadroom\x18\x14 \x01(\v2\x19.fanout.v1.HeadroomStatusR\bheadroom\"\xbe\x04\n" +
+	"\x0eHeadroomStatus\x12\x16\n" +
+	"\x06source\x18\x01 \x01(\tR\x06source\x125\n" +
+	"\x17capacity_requests_per_s\x18\x02 \x01(\x01R\x14capacityRequestsPerS\x124\n" +
+	"\x17capacity_rx_bytes_per_s\x18\x03 \x01(\x01R\x13capacityRxBytesPerS\x12 \n" +
+	"\vutilization\x18\x04 \x01(\x01R\vutilization\x12-\n" +
+	"\x12utilization_source\x18\x05 \x01(\tR\x11utilizationSource\x12+\n" +
+	"\x11utilization_seats\x18\x06 \x01(\x01R\x10utilizationSeats\x12/\n" +
+	"\x13utilization_latency\x18\a \x01(\x01R\x12utilizationLatency\x12+\n" +
+	"\x11utilization_nodes\x18\b \x01(\x01R\x10utilizationNodes\x12\x1e\n" +
+	"\n" +
+	"confidence\x18\t \x01(\x01R\n" +
+	"confidence\x12\x18\n" +
+	"\asamples\x18\n" +
+	" \x01(\rR\asamples\x12'\n" +
+	"\x0fapiserver_fresh\x18\v \x01(\bR\x0eapiserverFresh\x12N\n" +
+	"\x15last_apiserver_sample\x18\f \x01(\v2\x1a.google.protobuf.TimestampR\x13lastApiserverSample\x12\x18\n" +
+	"\asummary\x18\r \x01(\tR\asummary\"p\n" +
 	"\rManualRequest\x12\x1a\n" +
 	"\bworkload\x18\x01 \x01(\tR\bworkload\x12\x16\n" +
 	"\x06reason\x18\x02 \x01(\tR\x06reason\x12+\n" +
@@ -1540,7 +1713,7 @@ func file_fanout_proto_rawDescGZIP() []byte {
 }
 
 var file_fanout_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_fanout_proto_msgTypes = make([]protoimpl.MessageInfo, 17)
+var file_fanout_proto_msgTypes = make([]protoimpl.MessageInfo, 18)
 var file_fanout_proto_goTypes = []any{
 	(Directive_Action)(0),         // 0: fanout.v1.Directive.Action
 	(*Counters)(nil),              // 1: fanout.v1.Counters
@@ -1558,48 +1731,51 @@ var file_fanout_proto_goTypes = []any{
 	(*StatusRequest)(nil),         // 13: fanout.v1.StatusRequest
 	(*WorkloadStatus)(nil),        // 14: fanout.v1.WorkloadStatus
 	(*StatusResponse)(nil),        // 15: fanout.v1.StatusResponse
-	(*ManualRequest)(nil),         // 16: fanout.v1.ManualRequest
-	(*ManualResponse)(nil),        // 17: fanout.v1.ManualResponse
-	(*timestamppb.Timestamp)(nil), // 18: google.protobuf.Timestamp
-	(*durationpb.Duration)(nil),   // 19: google.protobuf.Duration
+	(*HeadroomStatus)(nil),        // 16: fanout.v1.HeadroomStatus
+	(*ManualRequest)(nil),         // 17: fanout.v1.ManualRequest
+	(*ManualResponse)(nil),        // 18: fanout.v1.ManualResponse
+	(*timestamppb.Timestamp)(nil), // 19: google.protobuf.Timestamp
+	(*durationpb.Duration)(nil),   // 20: google.protobuf.Duration
 }
 var file_fanout_proto_depIdxs = []int32{
 	1,  // 0: fanout.v1.PodDelta.delta:type_name -> fanout.v1.Counters
 	1,  // 1: fanout.v1.WorkloadDelta.delta:type_name -> fanout.v1.Counters
 	3,  // 2: fanout.v1.WorkloadDelta.response_latency:type_name -> fanout.v1.LatencyHistogram
 	4,  // 3: fanout.v1.WorkloadDelta.outcomes:type_name -> fanout.v1.ConnOutcomes
-	18, // 4: fanout.v1.NodeReport.timestamp:type_name -> google.protobuf.Timestamp
-	19, // 5: fanout.v1.NodeReport.interval:type_name -> google.protobuf.Duration
+	19, // 4: fanout.v1.NodeReport.timestamp:type_name -> google.protobuf.Timestamp
+	20, // 5: fanout.v1.NodeReport.interval:type_name -> google.protobuf.Duration
 	2,  // 6: fanout.v1.NodeReport.pods:type_name -> fanout.v1.PodDelta
 	5,  // 7: fanout.v1.NodeReport.workloads:type_name -> fanout.v1.WorkloadDelta
 	6,  // 8: fanout.v1.NodeReport.blocked:type_name -> fanout.v1.BlockedEntry
 	8,  // 9: fanout.v1.NodeReport.health:type_name -> fanout.v1.AgentHealth
 	7,  // 10: fanout.v1.NodeReport.refused:type_name -> fanout.v1.Refusal
-	19, // 11: fanout.v1.Ramp.duration:type_name -> google.protobuf.Duration
-	19, // 12: fanout.v1.Ramp.jitter:type_name -> google.protobuf.Duration
+	20, // 11: fanout.v1.Ramp.duration:type_name -> google.protobuf.Duration
+	20, // 12: fanout.v1.Ramp.jitter:type_name -> google.protobuf.Duration
 	0,  // 13: fanout.v1.Directive.action:type_name -> fanout.v1.Directive.Action
-	19, // 14: fanout.v1.Directive.ttl:type_name -> google.protobuf.Duration
+	20, // 14: fanout.v1.Directive.ttl:type_name -> google.protobuf.Duration
 	10, // 15: fanout.v1.Directive.ramp:type_name -> fanout.v1.Ramp
-	18, // 16: fanout.v1.Directive.issued:type_name -> google.protobuf.Timestamp
+	19, // 16: fanout.v1.Directive.issued:type_name -> google.protobuf.Timestamp
 	11, // 17: fanout.v1.DirectiveSet.directives:type_name -> fanout.v1.Directive
-	18, // 18: fanout.v1.DirectiveSet.sent:type_name -> google.protobuf.Timestamp
+	19, // 18: fanout.v1.DirectiveSet.sent:type_name -> google.protobuf.Timestamp
 	14, // 19: fanout.v1.StatusResponse.workloads:type_name -> fanout.v1.WorkloadStatus
 	11, // 20: fanout.v1.StatusResponse.directives:type_name -> fanout.v1.Directive
-	18, // 21: fanout.v1.StatusResponse.window:type_name -> google.protobuf.Timestamp
-	19, // 22: fanout.v1.ManualRequest.ttl:type_name -> google.protobuf.Duration
-	9,  // 23: fanout.v1.Aggregator.Report:input_type -> fanout.v1.NodeReport
-	13, // 24: fanout.v1.Aggregator.Status:input_type -> fanout.v1.StatusRequest
-	16, // 25: fanout.v1.Aggregator.Trip:input_type -> fanout.v1.ManualRequest
-	16, // 26: fanout.v1.Aggregator.Release:input_type -> fanout.v1.ManualRequest
-	12, // 27: fanout.v1.Aggregator.Report:output_type -> fanout.v1.DirectiveSet
-	15, // 28: fanout.v1.Aggregator.Status:output_type -> fanout.v1.StatusResponse
-	17, // 29: fanout.v1.Aggregator.Trip:output_type -> fanout.v1.ManualResponse
-	17, // 30: fanout.v1.Aggregator.Release:output_type -> fanout.v1.ManualResponse
-	27, // [27:31] is the sub-list for method output_type
-	23, // [23:27] is the sub-list for method input_type
-	23, // [23:23] is the sub-list for extension type_name
-	23, // [23:23] is the sub-list for extension extendee
-	0,  // [0:23] is the sub-list for field type_name
+	19, // 21: fanout.v1.StatusResponse.window:type_name -> google.protobuf.Timestamp
+	16, // 22: fanout.v1.StatusResponse.headroom:type_name -> fanout.v1.HeadroomStatus
+	19, // 23: fanout.v1.HeadroomStatus.last_apiserver_sample:type_name -> google.protobuf.Timestamp
+	20, // 24: fanout.v1.ManualRequest.ttl:type_name -> google.protobuf.Duration
+	9,  // 25: fanout.v1.Aggregator.Report:input_type -> fanout.v1.NodeReport
+	13, // 26: fanout.v1.Aggregator.Status:input_type -> fanout.v1.StatusRequest
+	17, // 27: fanout.v1.Aggregator.Trip:input_type -> fanout.v1.ManualRequest
+	17, // 28: fanout.v1.Aggregator.Release:input_type -> fanout.v1.ManualRequest
+	12, // 29: fanout.v1.Aggregator.Report:output_type -> fanout.v1.DirectiveSet
+	15, // 30: fanout.v1.Aggregator.Status:output_type -> fanout.v1.StatusResponse
+	18, // 31: fanout.v1.Aggregator.Trip:output_type -> fanout.v1.ManualResponse
+	18, // 32: fanout.v1.Aggregator.Release:output_type -> fanout.v1.ManualResponse
+	29, // [29:33] is the sub-list for method output_type
+	25, // [25:29] is the sub-list for method input_type
+	25, // [25:25] is the sub-list for extension type_name
+	25, // [25:25] is the sub-list for extension extendee
+	0,  // [0:25] is the sub-list for field type_name
 }
 
 func init() { file_fanout_proto_init() }
@@ -1613,7 +1789,7 @@ func file_fanout_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_fanout_proto_rawDesc), len(file_fanout_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   17,
+			NumMessages:   18,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

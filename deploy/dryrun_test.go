@@ -158,7 +158,11 @@ func TestManifestsServerDryRun(t *testing.T) {
 		{agg, "get", "apps", "deployments", "team-a", "", "yes"},
 		{agg, "patch", "apps", "statefulsets", "team-a", "", "yes"},
 		{agg, "get", "apps", "statefulsets", "team-a", "", "yes"},
-		{agg, "list", "apps", "statefulsets", "team-a", "", "no"},
+		// Headroom: list/watch of the workload kinds (full placement), never get or patch of ReplicaSets.
+		{agg, "list", "apps", "statefulsets", "team-a", "", "yes"},
+		{agg, "watch", "apps", "replicasets", "", "", "yes"},
+		{agg, "watch", "autoscaling", "horizontalpodautoscalers", "", "", "yes"},
+		{agg, "get", "apps", "replicasets", "team-a", "", "no"},
 		{agg, "patch", "apps", "replicasets", "team-a", "", "no"},
 		{agent, "get", "discovery.k8s.io", "endpointslices", "default", "", "yes"},
 		{agent, "list", "", "services", "default", "kubernetes", "yes"},
@@ -179,6 +183,20 @@ func TestManifestsServerDryRun(t *testing.T) {
 		}
 		if got := map[bool]string{true: "yes", false: "no"}[res.Status.Allowed]; got != c.allow {
 			t.Errorf("%s %s %s/%s in %q name %q: allowed=%s, want %s", c.user, c.verb, c.group, c.resource, c.ns, c.name, got, c.allow)
+		}
+	}
+	// The aggregator reads the API server's /metrics (flow-control telemetry); the agent does not.
+	for _, c := range []struct{ user, path, allow string }{{agg, "/metrics", "yes"}, {agent, "/metrics", "no"}, {agg, "/debug/pprof/", "no"}} {
+		sar := &authv1.SubjectAccessReview{Spec: authv1.SubjectAccessReviewSpec{
+			User: c.user, Groups: []string{"system:serviceaccounts", "system:authenticated"},
+			NonResourceAttributes: &authv1.NonResourceAttributes{Verb: "get", Path: c.path},
+		}}
+		res, err := cs.AuthorizationV1().SubjectAccessReviews().Create(ctx, sar, metav1.CreateOptions{})
+		if err != nil {
+			t.Fatalf("subject access review: %v", err)
+		}
+		if got := map[bool]string{true: "yes", false: "no"}[res.Status.Allowed]; got != c.allow {
+			t.Errorf("%s get %s: allowed=%s, want %s", c.user, c.path, got, c.allow)
 		}
 	}
 }

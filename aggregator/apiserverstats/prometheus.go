@@ -201,18 +201,19 @@ func (p *PromSource) Read(ctx context.Context, ts time.Time) ([]Reading, error) 
 		}
 		for _, s := range vec {
 			val := float64(s.Value)
-			if !finite(val) || !labelsOK(s.Metric, p.cfg.Limits.MaxLabelBytes) {
-				continue
-			}
 			name := string(s.Metric["instance"])
 			if name == "" {
 				name = "prometheus"
 			}
-			if insts[name] == nil && len(insts) >= 64 {
+			if len(name) > p.cfg.Limits.MaxLabelBytes || (insts[name] == nil && len(insts) >= 64) {
 				continue
 			}
 			in := get(name)
 			in.r.Series++
+			if !finite(val) || !labelsOK(s.Metric, p.cfg.Limits.MaxLabelBytes) {
+				in.r.Skipped++
+				continue
+			}
 			var lv *LevelReading
 			if q.perLevel {
 				pl := string(s.Metric["priority_level"])

@@ -84,8 +84,8 @@ func (r *Result) UtilizationWith(extra fleet.Counters) float64 {
 type Detector struct {
 	cfg     Config
 	history map[fleet.WorkloadID]*podHistory
-	placer  Placement
 	est     headroom.Estimate
+	placer  Placement
 }
 
 const historyLen = 64

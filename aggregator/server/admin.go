@@ -22,7 +22,7 @@ func (s *Server) Status(ctx context.Context, _ *api.StatusRequest) (*api.StatusR
 	}
 	st := s.eng.Status()
 	out := &api.StatusResponse{Replica: s.cfg.Replica, NodesReporting: uint32(st.NodesReporting), ApiserverUtilization: st.Utilization,
-		DryRun: st.DryRun, Window: timestamppb.New(time.Unix(st.Second, 0))}
+		DryRun: st.DryRun, Window: timestamppb.New(time.Unix(st.Second, 0)), Headroom: headroomStatus(s.eng.Headroom())}
 	for _, w := range st.Workloads {
 		out.Workloads = append(out.Workloads, &api.WorkloadStatus{
 			Workload: w.Workload, State: w.State.String(), RequestsPerS: w.Now.Requests, RxBytesPerS: w.Now.RxBytes,

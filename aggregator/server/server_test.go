@@ -5,6 +5,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"strings"
 	"testing"
 	"time"
 
@@ -81,5 +82,8 @@ func TestRejectsInvalidAndLateReports(t *testing.T) {
 	resp, err := c.Status(ctx, &api.StatusRequest{})
 	if err != nil || resp.GetReplica() != "r" {
 		t.Fatalf("status: %v %v", resp, err)
+	}
+	if h := resp.GetHeadroom(); h == nil || h.GetSource() != "none" || !strings.Contains(h.GetSummary(), "headroom unknown") {
+		t.Fatalf("status without the headroom estimate: %v", h)
 	}
 }

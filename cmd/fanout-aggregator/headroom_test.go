@@ -38,7 +38,7 @@ func TestHeadroomWiring(t *testing.T) {
 	defer api.Close()
 	dir := t.TempDir()
 	tok := filepath.Join(dir, "tokens")
-	_ = os.WriteFile(tok, []byte("node-a-token-0123456789 node-a\n"), 0o600)
+	_ = os.WriteFile(tok, []byte("node-token-0123456789abcdef node-1\n"), 0o600)
 	htok := filepath.Join(dir, "apitoken")
 	_ = os.WriteFile(htok, []byte("s3cret\n"), 0o600)
 	state := filepath.Join(dir, "headroom.json")

@@ -121,6 +121,13 @@ func printStatus(w io.Writer, st *api.StatusResponse, limit int) {
 	}
 	fmt.Fprintf(w, "replica %s  window %s  nodes reporting %d  API server utilization %.0f%%%s\n\n",
 		st.GetReplica(), st.GetWindow().AsTime().UTC().Format(time.TimeOnly), st.GetNodesReporting(), st.GetApiserverUtilization()*100, mode)
+	if h := st.GetHeadroom(); h != nil {
+		fresh := "API server metrics fresh"
+		if !h.GetApiserverFresh() {
+			fresh = "API server metrics stale or not configured"
+		}
+		fmt.Fprintf(w, "headroom: %s; %s\n\n", h.GetSummary(), fresh)
+	}
 	ws := append([]*api.WorkloadStatus(nil), st.GetWorkloads()...)
 	sort.SliceStable(ws, func(a, b int) bool { return ws[a].GetRequestsPerS() > ws[b].GetRequestsPerS() })
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
