@@ -410,7 +410,10 @@ func run(o options, logger *slog.Logger) error {
 		block(20 * o.perBlock)
 		t1, n1 := runStats(sobjs.FanoutSockops)
 		fd = plainFd
+		block(20 * o.perBlock)
+		_, n2 := runStats(sobjs.FanoutSockops)
 		l.Close()
+		res.sockOtherRunsPerRT = float64(n2-n1) / float64(20*o.perBlock)
 		if n1 > n0 {
 			res.sockRun = float64(t1-t0) / float64(n1-n0)
 			res.sockRunsPerRT = float64(n1-n0) / float64(20*o.perBlock)
