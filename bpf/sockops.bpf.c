@@ -165,6 +165,8 @@ static __always_inline void fold_rx(struct bpf_sock_ops *ctx, struct api_sock *s
 
 	if (rx == s->rx_bytes && pkts == s->rx_packets)
 		return;
+	if (!c)
+		c = counters_for(s->cgroup_id);
 	if (c) {
 		c->rx_bytes += rx - s->rx_bytes;
 		c->rx_segments += (__u32)(segs - s->rx_segments);
@@ -204,7 +206,7 @@ static __always_inline void on_ingress(struct bpf_sock_ops *ctx, struct api_sock
 {
 	__u32 len = ctx->skb_len, hdr;
 
-	fold_rx(ctx, s, counters_for(s->cgroup_id));
+	fold_rx(ctx, s, 0);
 	if (!parse || !s->req_start_ns)
 		return;
 	hdr = (__u32)((long)ctx->skb_data_end - (long)ctx->skb_data); /* skb->data is the TCP header */
@@ -214,7 +216,7 @@ static __always_inline void on_ingress(struct bpf_sock_ops *ctx, struct api_sock
 
 static __always_inline void on_close(struct bpf_sock_ops *ctx, struct api_sock *s)
 {
-	fold_rx(ctx, s, counters_for(s->cgroup_id));
+	fold_rx(ctx, s, 0);
 }
 
 static __always_inline int sock_err(struct bpf_sock_ops *ctx)
@@ -276,6 +278,9 @@ int fanout_sockops(struct bpf_sock_ops *ctx)
 	struct api_sock *s;
 
 	if (!sk)
+		return 1;
+	/* tcp_current_mss() asks every sendmsg for option space: no packet, nothing to do (cheapest exit first). */
+	if (ctx->op == BPF_SOCK_OPS_HDR_OPT_LEN_CB && ctx->args[0] == BPF_WRITE_HDR_TCP_CURRENT_MSS)
 		return 1;
 	s = bpf_sk_storage_get(&api_socks, sk, 0, 0);
 	if (!s)

@@ -66,7 +66,7 @@ func serve() error {
 	if err := syscall.Bind(fd, &syscall.SockaddrInet4{Addr: [4]byte{127, 0, 0, 1}}); err != nil {
 		return err
 	}
-	if err := syscall.Listen(fd, 1); err != nil {
+	if err := syscall.Listen(fd, 8); err != nil {
 		return err
 	}
 	sa, err := syscall.Getsockname(fd)
@@ -74,18 +74,26 @@ func serve() error {
 		return err
 	}
 	fmt.Println(sa.(*syscall.SockaddrInet4).Port)
-	c, _, err := syscall.Accept(fd)
-	if err != nil {
-		return err
+	for {
+		c, _, err := syscall.Accept(fd)
+		if err != nil {
+			return err
+		}
+		go echo(c)
 	}
+}
+
+func echo(c int) {
 	syscall.SetsockoptInt(c, syscall.IPPROTO_TCP, syscall.TCP_NODELAY, 1)
 	buf := make([]byte, 64)
 	for {
 		if err := readFull(c, buf); err != nil {
-			return nil // client closed
+			syscall.Close(c)
+			return // client closed
 		}
 		if _, err := syscall.Write(c, buf); err != nil {
-			return err
+			syscall.Close(c)
+			return
 		}
 	}
 }
@@ -128,7 +136,7 @@ func run(o options, logger *slog.Logger) error {
 	}()
 
 	pinDir := filepath.Join(probe.DefaultBPFFS, "fanout-bench", strconv.Itoa(os.Getpid()))
-	p, err := probe.New(probe.Config{PinDir: pinDir}, logger)
+	p, err := probe.New(probe.Config{PinDir: pinDir, Mode: probe.ModeSockops}, logger)
 	if err != nil {
 		return err
 	}
@@ -170,17 +178,26 @@ func run(o options, logger *slog.Logger) error {
 		return fmt.Errorf("enter client cgroup: %w", err)
 	}
 	runtime.LockOSThread()
-	fd, err := syscall.Socket(syscall.AF_INET, syscall.SOCK_STREAM, 0)
+	dial := func() (int, error) {
+		fd, err := syscall.Socket(syscall.AF_INET, syscall.SOCK_STREAM, 0)
+		if err != nil {
+			return -1, err
+		}
+		if err := syscall.Connect(fd, &syscall.SockaddrInet4{Addr: [4]byte{127, 0, 0, 1}, Port: port}); err != nil {
+			syscall.Close(fd)
+			return -1, fmt.Errorf("connect: %w", err)
+		}
+		syscall.SetsockoptInt(fd, syscall.IPPROTO_TCP, syscall.TCP_NODELAY, 1)
+		return fd, nil
+	}
+	plainFd, err := dial()
 	if err != nil {
 		return err
 	}
-	defer syscall.Close(fd)
-	if err := syscall.Connect(fd, &syscall.SockaddrInet4{Addr: [4]byte{127, 0, 0, 1}, Port: port}); err != nil {
-		return fmt.Errorf("connect: %w", err)
-	}
-	syscall.SetsockoptInt(fd, syscall.IPPROTO_TCP, syscall.TCP_NODELAY, 1)
+	defer syscall.Close(plainFd)
+	fd := plainFd
 	buf := make([]byte, 64)
-	// block runs n round trips and returns the wall time.
+	// block runs n round trips on fd and returns the wall time.
 	block := func(n int) (wall time.Duration, err error) {
 		start := time.Now()
 		for range n {
@@ -196,6 +213,37 @@ func run(o options, logger *slog.Logger) error {
 	if _, err := block(5000); err != nil { // warm up
 		return err
 	}
+	// The per-socket design: an API socket opted in at connect() (sockops + its connect4 program attached while
+	// dialling), used for the "sockops, API packets" configuration; the plain socket serves every other one.
+	apiEPs := []probe.Endpoint{{Addr: netip.MustParseAddr("127.0.0.1"), Port: uint16(port)}}
+	sobjs := p.SockopsObjects()
+	attachSockops := func() (link.Link, error) {
+		return link.AttachCgroup(link.CgroupOptions{Path: attachAt, Attach: ebpf.AttachCGroupSockOps, Program: sobjs.FanoutSockops})
+	}
+	if err := p.SetEndpoints(apiEPs); err != nil {
+		return err
+	}
+	sl, err := attachSockops()
+	if err != nil {
+		return fmt.Errorf("attach sockops: %w", err)
+	}
+	cl, err := link.AttachCgroup(link.CgroupOptions{Path: attachAt, Attach: ebpf.AttachCGroupInet4Connect, Program: sobjs.FanoutSockopsConnect4})
+	if err != nil {
+		sl.Close()
+		return fmt.Errorf("attach sockops connect4: %w", err)
+	}
+	apiFd, err := dial()
+	cl.Close()
+	sl.Close()
+	if err != nil {
+		return err
+	}
+	defer syscall.Close(apiFd)
+	fd = apiFd
+	if _, err := block(2000); err != nil {
+		return err
+	}
+	fd = plainFd
 
 	apiEP := []probe.Endpoint{{Addr: netip.MustParseAddr("127.0.0.1"), Port: uint16(port)}}
 	otherEP := []probe.Endpoint{{Addr: netip.MustParseAddr("10.96.0.1"), Port: 443, ClusterIP: true}}
@@ -226,17 +274,30 @@ func run(o options, logger *slog.Logger) error {
 		matching
 		other
 		hookOnly
+		sockAPI
+		sockOther
 		nConfigs
 	)
-	names := []string{"detached", "attached, API packets", "attached, other packets", "empty programs attached"}
+	names := []string{"detached", "cgroup_skb, API packets", "cgroup_skb, other packets", "empty cgroup_skb programs",
+		"sockops, API packets", "sockops, other packets"}
 	per := make([][]float64, nConfigs) // wall ns per round trip, per round
-	var matchPackets uint64
-	var matchRTs int
+	var matchPackets, sockPackets uint64
+	var matchRTs, sockRTs int
 	for r := range o.rounds {
 		for i := range nConfigs {
 			cfg := (i + r) % nConfigs
 			var ls []link.Link
-			if cfg == hookOnly {
+			fd = plainFd
+			if cfg == sockAPI || cfg == sockOther {
+				if cfg == sockAPI {
+					fd = apiFd
+				}
+				l, err := attachSockops()
+				if err != nil {
+					return fmt.Errorf("attach sockops: %w", err)
+				}
+				ls = append(ls, l)
+			} else if cfg == hookOnly {
 				if ls, err = attach(empty, empty); err != nil {
 					return fmt.Errorf("attach: %w", err)
 				}
@@ -265,6 +326,10 @@ func run(o options, logger *slog.Logger) error {
 				matchPackets += after - before
 				matchRTs += o.perBlock
 			}
+			if cfg == sockAPI {
+				sockPackets += after - before
+				sockRTs += o.perBlock
+			}
 			per[cfg] = append(per[cfg], float64(d.Nanoseconds())/float64(o.perBlock))
 		}
 	}
@@ -283,6 +348,14 @@ func run(o options, logger *slog.Logger) error {
 	res.otherMed = (res.rtMed[other] - res.rtMed[detached]) / pktsPerRT
 	res.hookPerPkt = (res.rtNs[hookOnly] - res.rtNs[detached]) / pktsPerRT
 	res.hookMed = (res.rtMed[hookOnly] - res.rtMed[detached]) / pktsPerRT
+	res.sockPktsPerRT = float64(sockPackets) / float64(max(sockRTs, 1))
+	res.sockAPIPerPkt = (res.rtNs[sockAPI] - res.rtNs[detached]) / pktsPerRT
+	res.sockAPIMed = (res.rtMed[sockAPI] - res.rtMed[detached]) / pktsPerRT
+	res.sockOtherPerPkt = (res.rtNs[sockOther] - res.rtNs[detached]) / pktsPerRT
+	res.sockOtherMed = (res.rtMed[sockOther] - res.rtMed[detached]) / pktsPerRT
+	// Same-socket ratio: the API socket's round trip with sockops over the plain socket's detached round trip.
+	res.sockRatio = res.rtMed[sockAPI] / res.rtMed[detached]
+	res.skbRatio = res.rtMed[matching] / res.rtMed[detached]
 	// In-kernel cost on the real path: kernel BPF run-time statistics (enabled only for this phase).
 	stats, err := ebpf.EnableStats(uint32(unix.BPF_STATS_RUN_TIME))
 	if err != nil {
@@ -323,6 +396,30 @@ func run(o options, logger *slog.Logger) error {
 	if err != nil {
 		return fmt.Errorf("real-path cost: %w", err)
 	}
+	// Per-socket design on the real path: run time per sockops program run, and runs per round trip.
+	if err := p.SetEndpoints(apiEPs); err != nil {
+		return err
+	}
+	if stats, err = ebpf.EnableStats(uint32(unix.BPF_STATS_RUN_TIME)); err != nil {
+		return fmt.Errorf("enable bpf stats: %w", err)
+	}
+	if l, err := attachSockops(); err == nil {
+		fd = apiFd
+		block(1000)
+		t0, n0 := runStats(sobjs.FanoutSockops)
+		block(20 * o.perBlock)
+		t1, n1 := runStats(sobjs.FanoutSockops)
+		fd = plainFd
+		block(20 * o.perBlock)
+		_, n2 := runStats(sobjs.FanoutSockops)
+		l.Close()
+		res.sockOtherRunsPerRT = float64(n2-n1) / float64(20*o.perBlock)
+		if n1 > n0 {
+			res.sockRun = float64(t1-t0) / float64(n1-n0)
+			res.sockRunsPerRT = float64(n1-n0) / float64(20*o.perBlock)
+		}
+	}
+	stats.Close()
 	res.progMatch, res.progOther, res.progBase, err = progCosts(p)
 	if err != nil {
 		return err
