@@ -42,6 +42,9 @@ type Report struct {
 	Second    int64
 	Sequence  uint64
 	Workloads []WorkloadReport
+	// Closed loop: what the node enforces and refuses (closedloop.go).
+	Blocked []BlockedReport
+	Refused []RefusalReport
 }
 
 // Engine is safe for concurrent use.
@@ -53,15 +56,17 @@ type Engine struct {
 	res       detect.Result
 	sink      Sink
 	decisions map[[2]string]uint64
-	samples   []fleet.Sample
-	closed    bool
+	// Closed loop (closedloop.go): coverage of each trip, and the restart sync.
+	cover     map[string]*coverage
+	unsynced  bool
+	syncUntil int64
 }
 
 // New returns an engine; sink may be nil.
 func New(cfg Config, sink Sink) *Engine {
 	return &Engine{
 		fleet: fleet.New(cfg.Fleet), det: detect.New(cfg.Detect), sw: killswitch.New(cfg.Switch),
-		sink: sink, decisions: map[[2]string]uint64{},
+		sink: sink, decisions: map[[2]string]uint64{}, cover: map[string]*coverage{},
 	}
 }
 
@@ -91,6 +96,7 @@ func (e *Engine) Ingest(r *Report) error {
 		w := &r.Workloads[i]
 		e.fleet.Add(r.Second, n, fleet.Sample{Workload: e.fleet.Workload(w.Workload), Counters: w.Counters, Pods: w.Pods, DesiredPods: w.DesiredPods})
 	}
+	e.closedLoop(r)
 	return nil
 }
 
@@ -135,11 +141,15 @@ func (e *Engine) CloseThrough(sec int64) []killswitch.Decision {
 	for s := last + 1; s <= sec; s++ {
 		snap := e.fleet.Close()
 		e.det.Evaluate(snap, &e.res)
-		ds := e.sw.Step(&e.res)
-		e.closed = true
+		// Until the trip state is rebuilt after a (re)start, nothing trips or releases.
+		var ds []killswitch.Decision
+		if !e.unsynced {
+			ds = e.sw.Step(&e.res)
+		}
 		for _, d := range ds {
 			e.record(d)
 		}
+		ds = append(ds, e.stepClosedLoop(s)...)
 		out = append(out, ds...)
 		if len(ds) > 0 {
 			e.syncFreeze()
