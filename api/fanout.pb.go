@@ -1063,7 +1063,15 @@ type WorkloadStatus struct {
 	Reason               string                 `protobuf:"bytes,12,opt,name=reason,proto3" json:"reason,omitempty"`
 	Epoch                uint64                 `protobuf:"varint,13,opt,name=epoch,proto3" json:"epoch,omitempty"`
 	// Share of API-server capacity this workload uses now.
-	CostRatio     float64 `protobuf:"fixed64,14,opt,name=cost_ratio,json=costRatio,proto3" json:"cost_ratio,omitempty"` // Field numbers 15-29 are reserved for enforcement coverage (issue 10), 30-49 for headroom (issue 9).
+	CostRatio float64 `protobuf:"fixed64,14,opt,name=cost_ratio,json=costRatio,proto3" json:"cost_ratio,omitempty"`
+	// Enforcement coverage of a trip (closed loop): nodes running the workload (reporting its pods or its block), of
+	// those the ones reporting the block at this epoch, the first laggards by name, and the nodes' refusals.
+	NodesRunning   uint32         `protobuf:"varint,15,opt,name=nodes_running,json=nodesRunning,proto3" json:"nodes_running,omitempty"`
+	NodesEnforcing uint32         `protobuf:"varint,16,opt,name=nodes_enforcing,json=nodesEnforcing,proto3" json:"nodes_enforcing,omitempty"`
+	Laggards       []string       `protobuf:"bytes,17,rep,name=laggards,proto3" json:"laggards,omitempty"`
+	Refusals       []*NodeRefusal `protobuf:"bytes,18,rep,name=refusals,proto3" json:"refusals,omitempty"`
+	// nodes_enforcing / nodes_running (1 when no node runs it); only for tripped workloads.
+	Coverage      float64 `protobuf:"fixed64,19,opt,name=coverage,proto3" json:"coverage,omitempty"` // Field numbers 20-29 are reserved for enforcement coverage (issue 10), 30-49 for headroom (issue 9).
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1196,6 +1204,94 @@ func (x *WorkloadStatus) GetCostRatio() float64 {
 	return 0
 }
 
+func (x *WorkloadStatus) GetNodesRunning() uint32 {
+	if x != nil {
+		return x.NodesRunning
+	}
+	return 0
+}
+
+func (x *WorkloadStatus) GetNodesEnforcing() uint32 {
+	if x != nil {
+		return x.NodesEnforcing
+	}
+	return 0
+}
+
+func (x *WorkloadStatus) GetLaggards() []string {
+	if x != nil {
+		return x.Laggards
+	}
+	return nil
+}
+
+func (x *WorkloadStatus) GetRefusals() []*NodeRefusal {
+	if x != nil {
+		return x.Refusals
+	}
+	return nil
+}
+
+func (x *WorkloadStatus) GetCoverage() float64 {
+	if x != nil {
+		return x.Coverage
+	}
+	return 0
+}
+
+// NodeRefusal is one node's refusal of a trip, with its reason.
+type NodeRefusal struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Node          string                 `protobuf:"bytes,1,opt,name=node,proto3" json:"node,omitempty"`
+	Reason        string                 `protobuf:"bytes,2,opt,name=reason,proto3" json:"reason,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *NodeRefusal) Reset() {
+	*x = NodeRefusal{}
+	mi := &file_fanout_proto_msgTypes[14]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *NodeRefusal) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*NodeRefusal) ProtoMessage() {}
+
+func (x *NodeRefusal) ProtoReflect() protoreflect.Message {
+	mi := &file_fanout_proto_msgTypes[14]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use NodeRefusal.ProtoReflect.Descriptor instead.
+func (*NodeRefusal) Descriptor() ([]byte, []int) {
+	return file_fanout_proto_rawDescGZIP(), []int{14}
+}
+
+func (x *NodeRefusal) GetNode() string {
+	if x != nil {
+		return x.Node
+	}
+	return ""
+}
+
+func (x *NodeRefusal) GetReason() string {
+	if x != nil {
+		return x.Reason
+	}
+	return ""
+}
+
 type StatusResponse struct {
 	state                protoimpl.MessageState `protogen:"open.v1"`
 	Replica              string                 `protobuf:"bytes,1,opt,name=replica,proto3" json:"replica,omitempty"`
@@ -1205,7 +1301,10 @@ type StatusResponse struct {
 	Workloads            []*WorkloadStatus      `protobuf:"bytes,5,rep,name=workloads,proto3" json:"workloads,omitempty"`
 	Directives           []*Directive           `protobuf:"bytes,6,rep,name=directives,proto3" json:"directives,omitempty"`
 	Window               *timestamppb.Timestamp `protobuf:"bytes,7,opt,name=window,proto3" json:"window,omitempty"`
-	// Field numbers 8-19 are reserved for enforcement (issue 10), 20-39 for headroom (issue 9).
+	// The replica has rebuilt its trip state since it started (DirectiveSet.state_synced), and its incarnation.
+	StateSynced bool   `protobuf:"varint,8,opt,name=state_synced,json=stateSynced,proto3" json:"state_synced,omitempty"`
+	Incarnation uint64 `protobuf:"varint,9,opt,name=incarnation,proto3" json:"incarnation,omitempty"`
+	// Field numbers 10-19 are reserved for enforcement (issue 10), 20-39 for headroom (issue 9).
 	// The learned API server headroom the detector used for the window.
 	Headroom      *HeadroomStatus `protobuf:"bytes,20,opt,name=headroom,proto3" json:"headroom,omitempty"`
 	unknownFields protoimpl.UnknownFields
@@ -1214,7 +1313,7 @@ type StatusResponse struct {
 
 func (x *StatusResponse) Reset() {
 	*x = StatusResponse{}
-	mi := &file_fanout_proto_msgTypes[14]
+	mi := &file_fanout_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1226,7 +1325,7 @@ func (x *StatusResponse) String() string {
 func (*StatusResponse) ProtoMessage() {}
 
 func (x *StatusResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_fanout_proto_msgTypes[14]
+	mi := &file_fanout_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1239,7 +1338,7 @@ func (x *StatusResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StatusResponse.ProtoReflect.Descriptor instead.
 func (*StatusResponse) Descriptor() ([]byte, []int) {
-	return file_fanout_proto_rawDescGZIP(), []int{14}
+	return file_fanout_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *StatusResponse) GetReplica() string {
@@ -1291,6 +1390,20 @@ func (x *StatusResponse) GetWindow() *timestamppb.Timestamp {
 	return nil
 }
 
+func (x *StatusResponse) GetStateSynced() bool {
+	if x != nil {
+		return x.StateSynced
+	}
+	return false
+}
+
+func (x *StatusResponse) GetIncarnation() uint64 {
+	if x != nil {
+		return x.Incarnation
+	}
+	return 0
+}
+
 func (x *StatusResponse) GetHeadroom() *HeadroomStatus {
 	if x != nil {
 		return x.Headroom
@@ -1324,7 +1437,7 @@ type HeadroomStatus struct {
 
 func (x *HeadroomStatus) Reset() {
 	*x = HeadroomStatus{}
-	mi := &file_fanout_proto_msgTypes[15]
+	mi := &file_fanout_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1336,7 +1449,7 @@ func (x *HeadroomStatus) String() string {
 func (*HeadroomStatus) ProtoMessage() {}
 
 func (x *HeadroomStatus) ProtoReflect() protoreflect.Message {
-	mi := &file_fanout_proto_msgTypes[15]
+	mi := &file_fanout_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1349,7 +1462,7 @@ func (x *HeadroomStatus) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use HeadroomStatus.ProtoReflect.Descriptor instead.
 func (*HeadroomStatus) Descriptor() ([]byte, []int) {
-	return file_fanout_proto_rawDescGZIP(), []int{15}
+	return file_fanout_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *HeadroomStatus) GetSource() string {
@@ -1454,7 +1567,7 @@ type ManualRequest struct {
 
 func (x *ManualRequest) Reset() {
 	*x = ManualRequest{}
-	mi := &file_fanout_proto_msgTypes[16]
+	mi := &file_fanout_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1466,7 +1579,7 @@ func (x *ManualRequest) String() string {
 func (*ManualRequest) ProtoMessage() {}
 
 func (x *ManualRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_fanout_proto_msgTypes[16]
+	mi := &file_fanout_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1479,7 +1592,7 @@ func (x *ManualRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ManualRequest.ProtoReflect.Descriptor instead.
 func (*ManualRequest) Descriptor() ([]byte, []int) {
-	return file_fanout_proto_rawDescGZIP(), []int{16}
+	return file_fanout_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *ManualRequest) GetWorkload() string {
@@ -1513,7 +1626,7 @@ type ManualResponse struct {
 
 func (x *ManualResponse) Reset() {
 	*x = ManualResponse{}
-	mi := &file_fanout_proto_msgTypes[17]
+	mi := &file_fanout_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1525,7 +1638,7 @@ func (x *ManualResponse) String() string {
 func (*ManualResponse) ProtoMessage() {}
 
 func (x *ManualResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_fanout_proto_msgTypes[17]
+	mi := &file_fanout_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1538,7 +1651,7 @@ func (x *ManualResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ManualResponse.ProtoReflect.Descriptor instead.
 func (*ManualResponse) Descriptor() ([]byte, []int) {
-	return file_fanout_proto_rawDescGZIP(), []int{17}
+	return file_fanout_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *ManualResponse) GetState() string {
@@ -1640,7 +1753,7 @@ const file_fanout_proto_rawDesc = "" +
 	"\x04sent\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\x04sent\x12!\n" +
 	"\fstate_synced\x18\x05 \x01(\bR\vstateSynced\x12 \n" +
 	"\vincarnation\x18\x06 \x01(\x04R\vincarnation\"\x0f\n" +
-	"\rStatusRequest\"\xe0\x03\n" +
+	"\rStatusRequest\"\x9a\x05\n" +
 	"\x0eWorkloadStatus\x12\x1a\n" +
 	"\bworkload\x18\x01 \x01(\tR\bworkload\x12\x14\n" +
 	"\x05state\x18\x02 \x01(\tR\x05state\x12$\n" +
@@ -1657,7 +1770,15 @@ const file_fanout_proto_rawDesc = "" +
 	"\x06reason\x18\f \x01(\tR\x06reason\x12\x14\n" +
 	"\x05epoch\x18\r \x01(\x04R\x05epoch\x12\x1d\n" +
 	"\n" +
-	"cost_ratio\x18\x0e \x01(\x01R\tcostRatio\"\xfb\x02\n" +
+	"cost_ratio\x18\x0e \x01(\x01R\tcostRatio\x12#\n" +
+	"\rnodes_running\x18\x0f \x01(\rR\fnodesRunning\x12'\n" +
+	"\x0fnodes_enforcing\x18\x10 \x01(\rR\x0enodesEnforcing\x12\x1a\n" +
+	"\blaggards\x18\x11 \x03(\tR\blaggards\x122\n" +
+	"\brefusals\x18\x12 \x03(\v2\x16.fanout.v1.NodeRefusalR\brefusals\x12\x1a\n" +
+	"\bcoverage\x18\x13 \x01(\x01R\bcoverage\"9\n" +
+	"\vNodeRefusal\x12\x12\n" +
+	"\x04node\x18\x01 \x01(\tR\x04node\x12\x16\n" +
+	"\x06reason\x18\x02 \x01(\tR\x06reason\"\xc0\x03\n" +
 	"\x0eStatusResponse\x12\x18\n" +
 	"\areplica\x18\x01 \x01(\tR\areplica\x12'\n" +
 	"\x0fnodes_reporting\x18\x02 \x01(\rR\x0enodesReporting\x123\n" +
@@ -1667,7 +1788,9 @@ const file_fanout_proto_rawDesc = "" +
 	"\n" +
 	"directives\x18\x06 \x03(\v2\x14.fanout.v1.DirectiveR\n" +
 	"directives\x122\n" +
-	"\x06window\x18\a \x01(\v2\x1a.google.protobuf.TimestampR\x06window\x125\n" +
+	"\x06window\x18\a \x01(\v2\x1a.google.protobuf.TimestampR\x06window\x12!\n" +
+	"\fstate_synced\x18\b \x01(\bR\vstateSynced\x12 \n" +
+	"\vincarnation\x18\t \x01(\x04R\vincarnation\x125\n" +
 	"\bheadroom\x18\x14 \x01(\v2\x19.fanout.v1.HeadroomStatusR\bheadroom\"\xbe\x04\n" +
 	"\x0eHeadroomStatus\x12\x16\n" +
 	"\x06source\x18\x01 \x01(\tR\x06source\x125\n" +
@@ -1713,7 +1836,7 @@ func file_fanout_proto_rawDescGZIP() []byte {
 }
 
 var file_fanout_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_fanout_proto_msgTypes = make([]protoimpl.MessageInfo, 18)
+var file_fanout_proto_msgTypes = make([]protoimpl.MessageInfo, 19)
 var file_fanout_proto_goTypes = []any{
 	(Directive_Action)(0),         // 0: fanout.v1.Directive.Action
 	(*Counters)(nil),              // 1: fanout.v1.Counters
@@ -1730,52 +1853,54 @@ var file_fanout_proto_goTypes = []any{
 	(*DirectiveSet)(nil),          // 12: fanout.v1.DirectiveSet
 	(*StatusRequest)(nil),         // 13: fanout.v1.StatusRequest
 	(*WorkloadStatus)(nil),        // 14: fanout.v1.WorkloadStatus
-	(*StatusResponse)(nil),        // 15: fanout.v1.StatusResponse
-	(*HeadroomStatus)(nil),        // 16: fanout.v1.HeadroomStatus
-	(*ManualRequest)(nil),         // 17: fanout.v1.ManualRequest
-	(*ManualResponse)(nil),        // 18: fanout.v1.ManualResponse
-	(*timestamppb.Timestamp)(nil), // 19: google.protobuf.Timestamp
-	(*durationpb.Duration)(nil),   // 20: google.protobuf.Duration
+	(*NodeRefusal)(nil),           // 15: fanout.v1.NodeRefusal
+	(*StatusResponse)(nil),        // 16: fanout.v1.StatusResponse
+	(*HeadroomStatus)(nil),        // 17: fanout.v1.HeadroomStatus
+	(*ManualRequest)(nil),         // 18: fanout.v1.ManualRequest
+	(*ManualResponse)(nil),        // 19: fanout.v1.ManualResponse
+	(*timestamppb.Timestamp)(nil), // 20: google.protobuf.Timestamp
+	(*durationpb.Duration)(nil),   // 21: google.protobuf.Duration
 }
 var file_fanout_proto_depIdxs = []int32{
 	1,  // 0: fanout.v1.PodDelta.delta:type_name -> fanout.v1.Counters
 	1,  // 1: fanout.v1.WorkloadDelta.delta:type_name -> fanout.v1.Counters
 	3,  // 2: fanout.v1.WorkloadDelta.response_latency:type_name -> fanout.v1.LatencyHistogram
 	4,  // 3: fanout.v1.WorkloadDelta.outcomes:type_name -> fanout.v1.ConnOutcomes
-	19, // 4: fanout.v1.NodeReport.timestamp:type_name -> google.protobuf.Timestamp
-	20, // 5: fanout.v1.NodeReport.interval:type_name -> google.protobuf.Duration
+	20, // 4: fanout.v1.NodeReport.timestamp:type_name -> google.protobuf.Timestamp
+	21, // 5: fanout.v1.NodeReport.interval:type_name -> google.protobuf.Duration
 	2,  // 6: fanout.v1.NodeReport.pods:type_name -> fanout.v1.PodDelta
 	5,  // 7: fanout.v1.NodeReport.workloads:type_name -> fanout.v1.WorkloadDelta
 	6,  // 8: fanout.v1.NodeReport.blocked:type_name -> fanout.v1.BlockedEntry
 	8,  // 9: fanout.v1.NodeReport.health:type_name -> fanout.v1.AgentHealth
 	7,  // 10: fanout.v1.NodeReport.refused:type_name -> fanout.v1.Refusal
-	20, // 11: fanout.v1.Ramp.duration:type_name -> google.protobuf.Duration
-	20, // 12: fanout.v1.Ramp.jitter:type_name -> google.protobuf.Duration
+	21, // 11: fanout.v1.Ramp.duration:type_name -> google.protobuf.Duration
+	21, // 12: fanout.v1.Ramp.jitter:type_name -> google.protobuf.Duration
 	0,  // 13: fanout.v1.Directive.action:type_name -> fanout.v1.Directive.Action
-	20, // 14: fanout.v1.Directive.ttl:type_name -> google.protobuf.Duration
+	21, // 14: fanout.v1.Directive.ttl:type_name -> google.protobuf.Duration
 	10, // 15: fanout.v1.Directive.ramp:type_name -> fanout.v1.Ramp
-	19, // 16: fanout.v1.Directive.issued:type_name -> google.protobuf.Timestamp
+	20, // 16: fanout.v1.Directive.issued:type_name -> google.protobuf.Timestamp
 	11, // 17: fanout.v1.DirectiveSet.directives:type_name -> fanout.v1.Directive
-	19, // 18: fanout.v1.DirectiveSet.sent:type_name -> google.protobuf.Timestamp
-	14, // 19: fanout.v1.StatusResponse.workloads:type_name -> fanout.v1.WorkloadStatus
-	11, // 20: fanout.v1.StatusResponse.directives:type_name -> fanout.v1.Directive
-	19, // 21: fanout.v1.StatusResponse.window:type_name -> google.protobuf.Timestamp
-	16, // 22: fanout.v1.StatusResponse.headroom:type_name -> fanout.v1.HeadroomStatus
-	19, // 23: fanout.v1.HeadroomStatus.last_apiserver_sample:type_name -> google.protobuf.Timestamp
-	20, // 24: fanout.v1.ManualRequest.ttl:type_name -> google.protobuf.Duration
-	9,  // 25: fanout.v1.Aggregator.Report:input_type -> fanout.v1.NodeReport
-	13, // 26: fanout.v1.Aggregator.Status:input_type -> fanout.v1.StatusRequest
-	17, // 27: fanout.v1.Aggregator.Trip:input_type -> fanout.v1.ManualRequest
-	17, // 28: fanout.v1.Aggregator.Release:input_type -> fanout.v1.ManualRequest
-	12, // 29: fanout.v1.Aggregator.Report:output_type -> fanout.v1.DirectiveSet
-	15, // 30: fanout.v1.Aggregator.Status:output_type -> fanout.v1.StatusResponse
-	18, // 31: fanout.v1.Aggregator.Trip:output_type -> fanout.v1.ManualResponse
-	18, // 32: fanout.v1.Aggregator.Release:output_type -> fanout.v1.ManualResponse
-	29, // [29:33] is the sub-list for method output_type
-	25, // [25:29] is the sub-list for method input_type
-	25, // [25:25] is the sub-list for extension type_name
-	25, // [25:25] is the sub-list for extension extendee
-	0,  // [0:25] is the sub-list for field type_name
+	20, // 18: fanout.v1.DirectiveSet.sent:type_name -> google.protobuf.Timestamp
+	15, // 19: fanout.v1.WorkloadStatus.refusals:type_name -> fanout.v1.NodeRefusal
+	14, // 20: fanout.v1.StatusResponse.workloads:type_name -> fanout.v1.WorkloadStatus
+	11, // 21: fanout.v1.StatusResponse.directives:type_name -> fanout.v1.Directive
+	20, // 22: fanout.v1.StatusResponse.window:type_name -> google.protobuf.Timestamp
+	17, // 23: fanout.v1.StatusResponse.headroom:type_name -> fanout.v1.HeadroomStatus
+	20, // 24: fanout.v1.HeadroomStatus.last_apiserver_sample:type_name -> google.protobuf.Timestamp
+	21, // 25: fanout.v1.ManualRequest.ttl:type_name -> google.protobuf.Duration
+	9,  // 26: fanout.v1.Aggregator.Report:input_type -> fanout.v1.NodeReport
+	13, // 27: fanout.v1.Aggregator.Status:input_type -> fanout.v1.StatusRequest
+	18, // 28: fanout.v1.Aggregator.Trip:input_type -> fanout.v1.ManualRequest
+	18, // 29: fanout.v1.Aggregator.Release:input_type -> fanout.v1.ManualRequest
+	12, // 30: fanout.v1.Aggregator.Report:output_type -> fanout.v1.DirectiveSet
+	16, // 31: fanout.v1.Aggregator.Status:output_type -> fanout.v1.StatusResponse
+	19, // 32: fanout.v1.Aggregator.Trip:output_type -> fanout.v1.ManualResponse
+	19, // 33: fanout.v1.Aggregator.Release:output_type -> fanout.v1.ManualResponse
+	30, // [30:34] is the sub-list for method output_type
+	26, // [26:30] is the sub-list for method input_type
+	26, // [26:26] is the sub-list for extension type_name
+	26, // [26:26] is the sub-list for extension extendee
+	0,  // [0:26] is the sub-list for field type_name
 }
 
 func init() { file_fanout_proto_init() }
@@ -1789,7 +1914,7 @@ func file_fanout_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_fanout_proto_rawDesc), len(file_fanout_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   18,
+			NumMessages:   19,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -57,6 +57,9 @@ type Report struct {
 	Second    int64
 	Sequence  uint64
 	Workloads []WorkloadReport
+	// Closed loop: what the node enforces and refuses (closedloop.go).
+	Blocked []BlockedReport
+	Refused []RefusalReport
 }
 
 // Engine is safe for concurrent use.
@@ -68,8 +71,6 @@ type Engine struct {
 	res       detect.Result
 	sink      Sink
 	decisions map[[2]string]uint64
-	samples   []fleet.Sample
-	closed    bool
 	hr        *headroom.Estimator
 	est       headroom.Estimate
 	// nodeSig sums the nodes' signals per open second (same ring as the fleet's windows).
@@ -77,6 +78,10 @@ type Engine struct {
 		sec int64
 		sig headroom.NodeSignals
 	}
+	// Closed loop (closedloop.go): coverage of each trip, and the restart sync.
+	cover     map[string]*coverage
+	unsynced  bool
+	syncUntil int64
 }
 
 // New returns an engine; sink may be nil. An invalid headroom config (see Config.Validate) falls back to the
@@ -88,7 +93,7 @@ func New(cfg Config, sink Sink) *Engine {
 	}
 	e := &Engine{
 		fleet: fleet.New(cfg.Fleet), det: detect.New(cfg.Detect), sw: killswitch.New(cfg.Switch),
-		sink: sink, decisions: map[[2]string]uint64{}, hr: hr, est: hr.Estimate(),
+		sink: sink, decisions: map[[2]string]uint64{}, hr: hr, est: hr.Estimate(), cover: map[string]*coverage{},
 	}
 	for i := range e.nodeSig {
 		e.nodeSig[i].sec = -1
@@ -181,6 +186,7 @@ func (e *Engine) Ingest(r *Report) error {
 			e.addSignals(r.Second, w.Signals)
 		}
 	}
+	e.closedLoop(r)
 	return nil
 }
 
@@ -233,14 +239,18 @@ func (e *Engine) CloseThrough(sec int64) []killswitch.Decision {
 		e.est = e.headroomStep(snap)
 		e.det.SetEstimate(e.est)
 		e.det.Evaluate(snap, &e.res)
-		ds := e.sw.Step(&e.res)
+		// Until the trip state is rebuilt after a (re)start, nothing trips or releases.
+		var ds []killswitch.Decision
+		if !e.unsynced {
+			ds = e.sw.Step(&e.res)
+		}
 		for i := range ds {
 			ds[i].Reason += headroomNote(&e.res)
 		}
-		e.closed = true
 		for _, d := range ds {
 			e.record(d)
 		}
+		ds = append(ds, e.stepClosedLoop(s)...)
 		out = append(out, ds...)
 		if len(ds) > 0 {
 			e.syncFreeze()

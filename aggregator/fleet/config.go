@@ -22,6 +22,9 @@ type Config struct {
 	SurgeWindow time.Duration
 	// Forget drops per-node state of a workload not seen on that node for this long.
 	Forget time.Duration
+	// MaxWorkloads bounds the workload names held (0: no bound); when full, names idle past Forget are evicted and
+	// new names beyond the bound count under Overflow.
+	MaxWorkloads int
 }
 
 // DefaultConfig returns the defaults used by the aggregator and replay.
@@ -36,6 +39,7 @@ func DefaultConfig() Config {
 		JumpMinRxBytes:   256 << 10,
 		SurgeWindow:      30 * time.Second,
 		Forget:           120 * time.Second,
+		MaxWorkloads:     20_000,
 	}
 }
 
@@ -50,4 +54,5 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.Float64Var(&c.JumpMinRxBytes, "fleet.jump-min-rx-bytes", c.JumpMinRxBytes, "minimum absolute jump, rx bytes/s per node")
 	fs.DurationVar(&c.SurgeWindow, "fleet.surge-window", c.SurgeWindow, "jumps starting within this long count as synchronized")
 	fs.DurationVar(&c.Forget, "fleet.forget", c.Forget, "forget a workload's node state after this long unseen")
+	fs.IntVar(&c.MaxWorkloads, "fleet.max-workloads", c.MaxWorkloads, "workload names held at most; idle ones are evicted, the rest count as "+Overflow+" (0: unbounded)")
 }

@@ -70,6 +70,7 @@ type workload struct {
 	pairs      map[NodeID]*pair
 
 	firstSec, lastSec int64
+	created           int64 // last closed second when interned
 	seen              bool
 	frozen            bool
 
@@ -114,6 +115,11 @@ type Fleet struct {
 	lastClosed int64
 	started    bool
 	snap       Snapshot
+	// Bounded name table (evict.go): freed IDs, live names, last eviction scan.
+	free         []WorkloadID
+	live         int
+	evictScan    int64
+	evictScanned bool
 }
 
 // New returns an empty fleet.
@@ -126,19 +132,37 @@ func (f *Fleet) Workload(name string) WorkloadID {
 	if id, ok := f.wids[name]; ok {
 		return id
 	}
-	id := WorkloadID(len(f.workloads))
+	if f.cfg.MaxWorkloads > 0 && f.live >= f.cfg.MaxWorkloads && name != Overflow {
+		f.evictIdle()
+		if f.live >= f.cfg.MaxWorkloads {
+			return f.Workload(Overflow)
+		}
+	}
 	kind, _, _ := strings.Cut(name, "/")
-	w := &workload{name: name, kind: kind, pairs: map[NodeID]*pair{}}
+	w := &workload{name: name, kind: kind, pairs: map[NodeID]*pair{}, created: f.lastClosed}
 	for i := range w.acc {
 		w.acc[i].sec = -1
 	}
+	var id WorkloadID
+	if n := len(f.free); n > 0 {
+		id, f.free = f.free[n-1], f.free[:n-1]
+		f.workloads[id] = w
+	} else {
+		id = WorkloadID(len(f.workloads))
+		f.workloads = append(f.workloads, w)
+	}
 	f.wids[name] = id
-	f.workloads = append(f.workloads, w)
+	f.live++
 	return id
 }
 
 // WorkloadName returns the name of an interned workload.
-func (f *Fleet) WorkloadName(id WorkloadID) string { return f.workloads[id].name }
+func (f *Fleet) WorkloadName(id WorkloadID) string {
+	if w := f.workloads[id]; w != nil {
+		return w.name
+	}
+	return ""
+}
 
 // Node interns a node name.
 func (f *Fleet) Node(name string) NodeID {
@@ -169,6 +193,9 @@ func (f *Fleet) Start(sec int64) {
 // Unfreezing forgets the per-pod cost learned before the block: pods that come back (often fixed) are measured afresh.
 func (f *Fleet) Freeze(id WorkloadID, frozen bool) {
 	w := f.workloads[id]
+	if w == nil {
+		return
+	}
 	if w.frozen && !frozen {
 		w.costN, w.sumReq, w.sumRx, w.sumPods, w.costReq, w.costRx = 0, 0, 0, 0, 0, 0
 	}
@@ -193,6 +220,9 @@ func (f *Fleet) AddNode(sec int64, n NodeID, seq uint64) error {
 		}
 		nd.lastSeq = seq
 	}
+	if nd.secs[sec%ring] == sec {
+		return fmt.Errorf("node %s second %d: %w", nd.name, sec, ErrDuplicateSecond)
+	}
 	nd.seen = true
 	if nd.secs[sec%ring] != sec {
 		nd.secs[sec%ring] = sec
@@ -214,6 +244,9 @@ func (f *Fleet) Add(sec int64, n NodeID, s Sample) {
 		return
 	}
 	w := f.workloads[s.Workload]
+	if w == nil {
+		return
+	}
 	a := &w.acc[sec%ring]
 	if a.sec != sec {
 		*a = acc{sec: sec}
@@ -278,6 +311,9 @@ func (f *Fleet) Close() *Snapshot {
 	s.Total = Counters{}
 	s.FleetPods = 0
 	for id, w := range f.workloads {
+		if w == nil {
+			continue
+		}
 		a := w.acc[sec%ring]
 		w.acc[sec%ring].sec = -1
 		if a.sec != sec {
@@ -417,6 +453,9 @@ func (f *Fleet) Close() *Snapshot {
 func (f *Fleet) Pairs() int {
 	n := 0
 	for _, w := range f.workloads {
+		if w == nil {
+			continue
+		}
 		n += len(w.pairs)
 	}
 	return n

@@ -18,7 +18,14 @@ const (
 	MaxBlocked   = 1_000
 	MaxCounter   = 1e12
 	MaxInterval  = 10 * time.Second
-	maxNameLen   = 253
+	// MinRateInterval: counters are turned into per-second rates over at least this long, so a tiny interval cannot
+	// scale them up (a 1 ns interval once made 1e21 req/s).
+	MinRateInterval = 500 * time.Millisecond
+	MaxRefused      = 1_000
+	maxNameLen      = 253
+	maxReasonLen    = 128
+	// Unattributed is the bucket a node's pods without a workload are folded into.
+	Unattributed = "Unknown//unattributed"
 )
 
 var (
@@ -105,7 +112,10 @@ func Convert(r *api.NodeReport) (*engine.Report, error) {
 	if len(r.GetBlocked()) > MaxBlocked {
 		return nil, bad("blocked", "%d entries exceed %d", len(r.GetBlocked()), MaxBlocked)
 	}
-	scale := float64(time.Second) / float64(interval)
+	if len(r.GetRefused()) > MaxRefused {
+		return nil, bad("refused", "%d entries exceed %d", len(r.GetRefused()), MaxRefused)
+	}
+	scale := float64(time.Second) / float64(max(interval, MinRateInterval))
 	out := &engine.Report{Node: r.GetNode(), Sequence: r.GetSequence(), Second: Second(r.GetTimestamp().AsTime(), interval)}
 	index := make(map[string]int, len(r.GetWorkloads()))
 	for i, w := range r.GetWorkloads() {
@@ -140,21 +150,29 @@ func Convert(r *api.NodeReport) (*engine.Report, error) {
 		if len(p.GetNamespace()) > maxNameLen || len(p.GetName()) > maxNameLen {
 			return nil, bad(field+".name", "namespace or name too long")
 		}
-		if !ValidWorkload(p.GetWorkload()) {
-			return nil, bad(field+".workload", "want Kind/namespace/name, got %q", trunc(p.GetWorkload()))
+		wl := p.GetWorkload()
+		if wl == "" {
+			// A pod whose owner the agent has not resolved: one bucket per node, not a name per pod.
+			wl = Unattributed
+		} else if !ValidWorkload(wl) {
+			return nil, bad(field+".workload", "want Kind/namespace/name, got %q", trunc(wl))
 		}
 		c, err := counters(p.GetDelta(), field+".delta", scale)
 		if err != nil {
 			return nil, err
 		}
-		i, ok := index[p.GetWorkload()]
+		i, ok := index[wl]
 		if !ok {
 			if !fromPods {
-				return nil, bad(field+".workload", "%q is not in workloads", p.GetWorkload())
+				return nil, bad(field+".workload", "%q is not in workloads", wl)
+			}
+			if len(out.Workloads) >= MaxWorkloads {
+				// The pods may not name more workloads than the workloads list may.
+				return nil, bad(field+".workload", "pods name more than %d workloads", MaxWorkloads)
 			}
 			i = len(out.Workloads)
-			index[p.GetWorkload()] = i
-			out.Workloads = append(out.Workloads, engine.WorkloadReport{Workload: p.GetWorkload()})
+			index[wl] = i
+			out.Workloads = append(out.Workloads, engine.WorkloadReport{Workload: wl})
 		}
 		if fromPods {
 			w := &out.Workloads[i]
@@ -169,6 +187,17 @@ func Convert(r *api.NodeReport) (*engine.Report, error) {
 		if !ValidWorkload(b.GetWorkload()) {
 			return nil, bad(fmt.Sprintf("blocked[%d].workload", i), "want Kind/namespace/name, got %q", trunc(b.GetWorkload()))
 		}
+		out.Blocked = append(out.Blocked, engine.BlockedReport{Workload: b.GetWorkload(), Epoch: b.GetEpoch(),
+			Releasing: b.GetReleasing(), BreakGlass: b.GetBreakGlass()})
+	}
+	for i, f := range r.GetRefused() {
+		if !ValidWorkload(f.GetWorkload()) {
+			return nil, bad(fmt.Sprintf("refused[%d].workload", i), "want Kind/namespace/name, got %q", trunc(f.GetWorkload()))
+		}
+		out.Refused = append(out.Refused, engine.RefusalReport{Workload: f.GetWorkload(), Epoch: f.GetEpoch(), Reason: reason(f.GetReason())})
+	}
+	if h := r.GetHealth(); h != nil && len(h.GetVersion()) > maxNameLen {
+		return nil, bad("health.version", "longer than %d bytes", maxNameLen)
 	}
 	return out, nil
 }
@@ -178,4 +207,21 @@ func trunc(s string) string {
 		return s[:80] + "..."
 	}
 	return s
+}
+
+// reason keeps a refusal reason short and printable.
+func reason(s string) string {
+	if len(s) > maxReasonLen {
+		s = s[:maxReasonLen]
+	}
+	b := []byte(s)
+	for i, c := range b {
+		if c < 0x20 || c > 0x7e {
+			b[i] = '?'
+		}
+	}
+	if len(b) == 0 {
+		return "unspecified"
+	}
+	return string(b)
 }

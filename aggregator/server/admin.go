@@ -22,14 +22,23 @@ func (s *Server) Status(ctx context.Context, _ *api.StatusRequest) (*api.StatusR
 	}
 	st := s.eng.Status()
 	out := &api.StatusResponse{Replica: s.cfg.Replica, NodesReporting: uint32(st.NodesReporting), ApiserverUtilization: st.Utilization,
-		DryRun: st.DryRun, Window: timestamppb.New(time.Unix(st.Second, 0)), Headroom: headroomStatus(s.eng.Headroom())}
+		DryRun: st.DryRun, Window: timestamppb.New(time.Unix(st.Second, 0)), StateSynced: s.eng.Synced(), Incarnation: s.cfg.Incarnation,
+		Headroom: headroomStatus(s.eng.Headroom())}
+	cover := s.eng.CoverageOf()
 	for _, w := range st.Workloads {
-		out.Workloads = append(out.Workloads, &api.WorkloadStatus{
+		ws := &api.WorkloadStatus{
 			Workload: w.Workload, State: w.State.String(), RequestsPerS: w.Now.Requests, RxBytesPerS: w.Now.RxBytes,
 			ConnectsPerS: w.Now.Connects, Pods: w.Pods, Nodes: w.Nodes, SynchronizedNodes: uint32(w.SyncNodes),
 			ProjectedLoadRatio: w.ProjectedRatio, BaselineRequestsPerS: w.BaselineRequests, Protected: w.Protected,
 			Reason: w.Reason, Epoch: w.Epoch, CostRatio: w.CostRatio,
-		})
+		}
+		if c, ok := cover[w.Workload]; ok {
+			ws.NodesRunning, ws.NodesEnforcing, ws.Laggards, ws.Coverage = uint32(c.Running), uint32(c.Enforcing), c.Laggards, c.Ratio()
+			for _, r := range c.Refusals {
+				ws.Refusals = append(ws.Refusals, &api.NodeRefusal{Node: r.Node, Reason: r.Reason})
+			}
+		}
+		out.Workloads = append(out.Workloads, ws)
 	}
 	set, _ := s.current()
 	out.Directives = set.GetDirectives()

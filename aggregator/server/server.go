@@ -30,6 +30,7 @@ const (
 	ReasonLate            = "late"
 	ReasonFuture          = "future"
 	ReasonStaleSequence   = "stale_sequence"
+	ReasonDuplicate       = "duplicate_second"
 )
 
 // Config configures the server.
@@ -47,6 +48,8 @@ type Config struct {
 	AllowCertAuth bool
 	// Now is the clock (nil: time.Now).
 	Now func() time.Time
+	// Incarnation identifies this process in every directive set (0: the start time in nanoseconds).
+	Incarnation uint64
 }
 
 // Server implements api.AggregatorServer.
@@ -62,7 +65,9 @@ type Server struct {
 	changed chan struct{} // closed and replaced when the directive set changes
 	set     *api.DirectiveSet
 	version uint64
+	synced  bool
 	streams int
+	folded  prometheus.Counter
 }
 
 // New returns a server over eng, registering its counters on reg.
@@ -76,17 +81,22 @@ func New(cfg Config, eng *engine.Engine, reg prometheus.Registerer, logger *slog
 	if cfg.Refresh <= 0 {
 		cfg.Refresh = 10 * time.Second
 	}
+	if cfg.Incarnation == 0 {
+		cfg.Incarnation = uint64(cfg.Now().UnixNano())
+	}
 	s := &Server{
 		cfg: cfg, eng: eng, logger: logger.With("component", "server"),
 		reports: prometheus.NewCounter(prometheus.CounterOpts{Name: "fanout_aggregator_reports_total", Help: "Node reports accepted."}),
 		rejected: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "fanout_aggregator_reports_rejected_total",
 			Help: "Node reports rejected, by reason."}, []string{"reason"}),
+		folded: prometheus.NewCounter(prometheus.CounterOpts{Name: "fanout_aggregator_names_folded_total",
+			Help: "Workload names over a stream's limits (new names per report or per minute) counted as " + ingest.Unattributed + "."}),
 		changed: make(chan struct{}),
 	}
-	for _, r := range []string{ReasonUnauthenticated, ReasonUnknownAgent, ReasonInvalid, ReasonLate, ReasonFuture, ReasonStaleSequence} {
+	for _, r := range []string{ReasonUnauthenticated, ReasonUnknownAgent, ReasonInvalid, ReasonLate, ReasonFuture, ReasonStaleSequence, ReasonDuplicate} {
 		s.rejected.WithLabelValues(r)
 	}
-	for _, c := range []prometheus.Collector{s.reports, s.rejected} {
+	for _, c := range []prometheus.Collector{s.reports, s.rejected, s.folded} {
 		if err := reg.Register(c); err != nil {
 			return nil, fmt.Errorf("register server metrics: %w", err)
 		}
@@ -110,11 +120,18 @@ func (s *Server) Run(ctx context.Context) error {
 		now := s.cfg.Now()
 		through := now.Add(-s.cfg.Grace).Unix() - 1
 		// One refresh clock for every stream: re-send the set every Refresh even without a change.
-		if ds := s.eng.CloseThrough(through); len(ds) > 0 || s.eng.DirectivesVersion() != s.currentVersion() || now.Sub(last) >= s.cfg.Refresh {
+		if ds := s.eng.CloseThrough(through); len(ds) > 0 || s.eng.DirectivesVersion() != s.currentVersion() || now.Sub(last) >= s.cfg.Refresh ||
+			s.eng.Synced() != s.currentSynced() {
 			s.publish()
 			last = now
 		}
 	}
+}
+
+func (s *Server) currentSynced() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.synced
 }
 
 func (s *Server) currentVersion() uint64 {
@@ -125,13 +142,16 @@ func (s *Server) currentVersion() uint64 {
 
 // publish rebuilds the directive set and wakes every stream.
 func (s *Server) publish() {
+	synced := s.eng.Synced()
 	v, ds := s.eng.Directives()
-	set := &api.DirectiveSet{Replica: s.cfg.Replica, Version: v, Sent: timestamppb.New(s.cfg.Now())}
+	// Agents never release on the word of an unsynced replica: until it has rebuilt its trip state it says so.
+	set := &api.DirectiveSet{Replica: s.cfg.Replica, Version: v, Sent: timestamppb.New(s.cfg.Now()),
+		StateSynced: synced, Incarnation: s.cfg.Incarnation}
 	for _, d := range ds {
 		set.Directives = append(set.Directives, ToProto(d))
 	}
 	s.mu.Lock()
-	s.set, s.version = set, v
+	s.set, s.version, s.synced = set, v, synced
 	close(s.changed)
 	s.changed = make(chan struct{})
 	s.mu.Unlock()
@@ -184,6 +204,7 @@ func (s *Server) Report(stream api.Aggregator_ReportServer) error {
 	defer cancel()
 	sendErr := make(chan error, 1)
 	go func() { sendErr <- s.sendLoop(ctx, stream) }()
+	lim := ingest.NewLimiter()
 	for {
 		rep, err := stream.Recv()
 		if errors.Is(err, io.EOF) {
@@ -202,7 +223,7 @@ func (s *Server) Report(stream api.Aggregator_ReportServer) error {
 			}
 			return fmt.Errorf("receive report: %w", err)
 		}
-		if reason, err := s.ingest(id, rep); err != nil {
+		if reason, err := s.ingest(id, rep, lim); err != nil {
 			s.rejected.WithLabelValues(reason).Inc()
 			if reason == ReasonUnknownAgent {
 				return status.Error(codes.PermissionDenied, err.Error())
@@ -214,13 +235,16 @@ func (s *Server) Report(stream api.Aggregator_ReportServer) error {
 	}
 }
 
-func (s *Server) ingest(id identity, rep *api.NodeReport) (string, error) {
+func (s *Server) ingest(id identity, rep *api.NodeReport, lim *ingest.Limiter) (string, error) {
 	r, err := ingest.Convert(rep)
 	if err != nil {
 		return ReasonInvalid, fmt.Errorf("validate report: %w", err)
 	}
 	if id.node != r.Node {
 		return ReasonUnknownAgent, fmt.Errorf("report for node %q on a stream authenticated as %q", r.Node, id.node)
+	}
+	if n := lim.Apply(r); n > 0 {
+		s.folded.Add(float64(n))
 	}
 	if err := s.eng.Ingest(r); err != nil {
 		switch {
@@ -230,6 +254,8 @@ func (s *Server) ingest(id identity, rep *api.NodeReport) (string, error) {
 			return ReasonFuture, err
 		case errors.Is(err, fleet.ErrStaleSequence):
 			return ReasonStaleSequence, err
+		case errors.Is(err, fleet.ErrDuplicateSecond):
+			return ReasonDuplicate, err
 		}
 		return ReasonInvalid, err
 	}

@@ -51,6 +51,8 @@ type Config struct {
 	TLSRequireCert bool // every connection must present a client certificate
 	Insecure       bool // accept bearer tokens over plaintext gRPC
 	AuditFile      string
+	StateFile      string
+	SyncWait       time.Duration
 	Grace          time.Duration
 	Refresh        time.Duration
 	LogLevel       string
@@ -82,6 +84,8 @@ func parseFlags(args []string, stderr io.Writer) (Config, error) {
 	fs.StringVar(&cfg.AdminTokenFile, "auth.admin-token-file", "", "admin tokens for manual trip/release, one per line")
 	cfg.registerTLSFlags(fs)
 	fs.StringVar(&cfg.AuditFile, "audit.file", "", "append every decision with its evidence to this JSON-lines file (default: stderr log only)")
+	fs.StringVar(&cfg.StateFile, "state.file", "", "keep the kill switch's trips in this file and restore them at start (a restart never releases a trip)")
+	fs.DurationVar(&cfg.SyncWait, "state.sync-wait", 5*time.Second, "after a start, collect the agents' reported blocks this long before tripping or releasing anything")
 	fs.DurationVar(&cfg.Grace, "window.grace", time.Second, "how long a second stays open for late reports")
 	fs.DurationVar(&cfg.Refresh, "directives.refresh", 10*time.Second, "re-send the directive set this often")
 	fs.StringVar(&cfg.LogLevel, "log.level", "info", "debug, info, warn or error")
@@ -183,6 +187,16 @@ func serve(ctx context.Context, cfg Config, logger *slog.Logger) error {
 	}
 	sink = audit.New(auditOut, cfg.Replica, nil, logger)
 	eng := engine.New(cfg.Engine, sink)
+	// Rebuild the trip state before anything can be released: the state file now, the agents' blocks during SyncWait.
+	if cfg.StateFile != "" {
+		trips, err := loadState(cfg.StateFile)
+		if err != nil {
+			return err
+		}
+		logger.Info("kill-switch state restored", "file", cfg.StateFile, "trips", eng.Restore(trips))
+		go keepState(ctx, cfg.StateFile, eng, logger)
+	}
+	eng.BeginSync(time.Now().Add(cfg.SyncWait).Unix())
 
 	reg := prometheus.NewRegistry()
 	build := prometheus.NewGauge(prometheus.GaugeOpts{Name: "fanout_build_info", Help: "fanout build information; always 1.",
