@@ -22,10 +22,10 @@ generate-check: generate ## fail if committed generated files are stale
 test-unit: ## unprivileged tests only
 	FANOUT_REQUIRE_PRIVILEGED=0 $(GO) test -count=1 ./...
 
-test: deps e2e-bins helm ## all tests (privileged ones run, never skip, as root; installs what it needs, builds the control plane and helm once)
+test: deps e2e-bins helm ## all tests (privileged ones run, never skip, as root; installs what it needs, builds the control plane and helm once; lint first)
 	@echo "compiling fanout (the tests that start fanout's binaries then find them in the Go build cache)"
 	$(GO) build ./...
-	$(GO) vet ./...
+	$(MAKE) lint
 	$(GO) test -count=1 -timeout 40m ./...
 
 bench: bench-probe bench-aggregator ## benchmarks; results written to BENCHMARKS.md
@@ -40,6 +40,16 @@ demo: deps e2e-bins ## the main job: the incident on a simulated fleet and a rea
 .PHONY: e2e-bins
 e2e-bins: ## build (or find cached) etcd + kube-apiserver for demo and tests (10-25 min the first time on 2 cores, cached in ~/.cache/fanout; $FANOUT_K8S_BIN_DIR overrides)
 	$(GO) run ./e2e/cmd/e2e-bins
+
+STATICCHECK_VERSION := $(shell awk '$$1=="honnef.co/go/tools"{print $$2}' tools/staticcheck/go.mod)
+STATICCHECK := $(HOME)/.cache/fanout/tools/staticcheck-$(STATICCHECK_VERSION)
+
+$(STATICCHECK): tools/staticcheck/go.mod
+	mkdir -p $(dir $(STATICCHECK)) && $(GO) -C tools/staticcheck build -o $(STATICCHECK) honnef.co/go/tools/cmd/staticcheck
+
+lint: $(STATICCHECK) ## go vet + staticcheck (pinned in tools/staticcheck/go.mod; checks in staticcheck.conf) over every package
+	$(GO) vet ./...
+	$(STATICCHECK) ./...
 
 .PHONY: helm dashboards manifests alerts-test
 HELM_VERSION := $(shell awk '$$1=="helm.sh/helm/v3"{print $$2}' tools/helm/go.mod)

@@ -25,7 +25,7 @@ func TestOffsetSpreadsNodesOverSteps(t *testing.T) {
 			t.Errorf("step %s has %d nodes, want about %d", s, c, n/4)
 		}
 	}
-	if Offset("a", time.Minute, 4, 5*time.Second) != Offset("a", time.Minute, 4, 5*time.Second) {
+	if first, again := Offset("a", time.Minute, 4, 5*time.Second), Offset("a", time.Minute, 4, 5*time.Second); first != again {
 		t.Fatal("not deterministic")
 	}
 	if got := Offset("a", time.Minute, 1, 0); got != 0 {
