@@ -20,7 +20,9 @@ func TestPromSource(t *testing.T) {
 		q := r.Form.Get("query")
 		queries = append(queries, q)
 		var res []string
-		add := func(labels string, v float64) { res = append(res, fmt.Sprintf(`{"metric":{%s},"value":[1700000000,"%g"]}`, labels, v)) }
+		add := func(labels string, v float64) {
+			res = append(res, fmt.Sprintf(`{"metric":{%s},"value":[1700000000,"%g"]}`, labels, v))
+		}
 		inst := `"instance":"10.0.0.1:6443"`
 		switch {
 		case strings.Contains(q, MetricExecutingSeats):

@@ -32,7 +32,6 @@ type entry struct {
 	// excessAtTrip is the workload's load above baseline when it tripped (overload trips).
 	excessAtTrip float64
 	manualUntil  int64
-	lastFinding  bool
 	ev           Evidence
 	// refusedUntil: the fleet refused the last trip; alert, do not trip again before this second.
 	refusedUntil int64

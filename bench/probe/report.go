@@ -28,12 +28,12 @@ type result struct {
 	progMatch, progOther     float64
 	progBase                 float64
 
-	sockPktsPerRT                   float64
-	sockAPIPerPkt, sockAPIMed       float64
-	sockOtherPerPkt, sockOtherMed   float64
-	sockRatio, skbRatio             float64
-	sockRun, sockRunsPerRT          float64
-	sockOtherRunsPerRT              float64
+	sockPktsPerRT                 float64
+	sockAPIPerPkt, sockAPIMed     float64
+	sockOtherPerPkt, sockOtherMed float64
+	sockRatio, skbRatio           float64
+	sockRun, sockRunsPerRT        float64
+	sockOtherRunsPerRT            float64
 }
 
 func (r result) markdown() string {

@@ -692,8 +692,8 @@ func selfPodUID() string {
 type BlockedWorkload struct {
 	Workload  string
 	Epoch     uint64 // trip of the block (0 = unknown, e.g. restored after a restart)
-	Pods      int  // pod cgroups still blocked
-	Releasing bool // a release ramp is under way
+	Pods      int    // pod cgroups still blocked
+	Releasing bool   // a release ramp is under way
 }
 
 // Blocked lists the workloads blocked on this node, sorted by name: what the agent reports to the aggregators.

@@ -134,7 +134,7 @@ func boundWorkloads(ws []WorkloadHealth, max int) []WorkloadHealth {
 			sorted[j], sorted[j-1] = sorted[j-1], sorted[j]
 		}
 	}
-	out := sorted[:max-1:max-1]
+	out := sorted[: max-1 : max-1]
 	other := WorkloadHealth{Workload: "other"}
 	for _, w := range sorted[max-1:] {
 		if len(other.Buckets) < len(w.Buckets) {

@@ -63,7 +63,7 @@ func New(cfg Config, handler Handler, reg prometheus.Registerer, logger *slog.Lo
 	}
 	c := &Client{
 		cfg: cfg, logger: logger.With("component", "report"), handler: handler, token: tok,
-		sets:   map[string]*replicaSet{}, applyNow: make(chan struct{}, 1),
+		sets: map[string]*replicaSet{}, applyNow: make(chan struct{}, 1),
 		merger: merger{mode: cfg.Merge, replicas: len(cfg.Addresses), blocked: map[string]Directive{}},
 		sent:   prometheus.NewCounter(prometheus.CounterOpts{Name: "fanout_agent_reports_sent_total", Help: "Reports sent to aggregator replicas."}),
 		errs:   prometheus.NewCounter(prometheus.CounterOpts{Name: "fanout_agent_report_errors_total", Help: "Report stream errors (connect, send, receive)."}),

@@ -24,10 +24,10 @@ type Config struct {
 	// TLS: CAFile enables TLS; CertFile/KeyFile add a client certificate (mTLS); ServerName overrides verification.
 	CAFile, CertFile, KeyFile, ServerName string
 	// Insecure allows sending the bearer token without TLS (no CAFile): anyone on the path can read it.
-	Insecure bool
-	Merge                                 string
-	Buffer                                int
-	BackoffMin, BackoffMax                time.Duration
+	Insecure               bool
+	Merge                  string
+	Buffer                 int
+	BackoffMin, BackoffMax time.Duration
 	// StaleAfter drops a disconnected replica's directives from the merge after this long.
 	StaleAfter time.Duration
 }

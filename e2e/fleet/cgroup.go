@@ -64,12 +64,3 @@ func killCgroupTree(root string) error {
 	}
 	return fmt.Errorf("kill cgroup tree %s: %w", root, err)
 }
-
-// cgroupProcs lists the PIDs directly in a cgroup.
-func cgroupProcs(path string) ([]string, error) {
-	b, err := os.ReadFile(filepath.Join(path, "cgroup.procs"))
-	if err != nil {
-		return nil, fmt.Errorf("read cgroup.procs: %w", err)
-	}
-	return strings.Fields(string(b)), nil
-}

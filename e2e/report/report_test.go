@@ -2,10 +2,10 @@ package report
 
 import (
 	"bytes"
-	"math"
 	"context"
 	"image"
 	"image/png"
+	"math"
 	"os"
 	"os/exec"
 	"path/filepath"
