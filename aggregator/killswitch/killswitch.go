@@ -32,6 +32,7 @@ type entry struct {
 	manualUntil  int64
 	lastFinding  bool
 	ev           Evidence
+	held         string // why a trip past MinHold is not released (release_policy.go)
 }
 
 // Switch is the kill switch for every workload. Not safe for concurrent use.
@@ -319,10 +320,7 @@ func (s *Switch) stepOne(f *detect.Finding, r *detect.Result, suppressed bool, t
 		if sec-e.since < secs(cfg.MinHold) {
 			break
 		}
-		ok, why := s.releasable(e, f, r)
-		if ok {
-			s.release(e, w, sec, why, &out)
-		}
+		s.tryRelease(e, w, f, r, &out)
 	case Releasing:
 		if c != causeNone && !s.protected[w] {
 			trip()
