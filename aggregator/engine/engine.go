@@ -346,6 +346,8 @@ type WorkloadStatus struct {
 	SyncNodes        int
 	ProjectedRatio   float64
 	CostRatio        float64
+	// Held says why a trip past its minimum hold is not released (its return would not fit the headroom).
+	Held string
 }
 
 // Status is the engine's state after the last closed second.
@@ -357,6 +359,8 @@ type Status struct {
 	Workloads      []WorkloadStatus // by fleet request rate, highest first
 	Decisions      map[[2]string]uint64
 	Pairs          int
+	// Headroom is the estimate the last closed second was judged with.
+	Headroom headroom.Estimate
 }
 
 // Status returns a copy of the current state.
@@ -364,7 +368,7 @@ func (e *Engine) Status() Status {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	st := Status{Second: e.res.Second, NodesReporting: e.res.NodesReporting, Utilization: e.res.Utilization,
-		DryRun: e.sw.Config().DryRun, Decisions: make(map[[2]string]uint64, len(e.decisions)), Pairs: e.fleet.Pairs()}
+		DryRun: e.sw.Config().DryRun, Decisions: make(map[[2]string]uint64, len(e.decisions)), Pairs: e.fleet.Pairs(), Headroom: e.est}
 	for k, v := range e.decisions {
 		st.Decisions[k] = v
 	}
@@ -376,13 +380,13 @@ func (e *Engine) Status() Status {
 		st.Workloads = append(st.Workloads, WorkloadStatus{
 			Workload: f.Workload, State: state, Reason: reason, Epoch: epoch, Protected: e.sw.Protected(f.Workload),
 			Now: f.View.Now, BaselineRequests: f.View.BaseRequests, Pods: f.View.Pods, Nodes: f.View.Nodes,
-			SyncNodes: f.View.SyncNodes, ProjectedRatio: f.Projected, CostRatio: f.Share,
+			SyncNodes: f.View.SyncNodes, ProjectedRatio: f.Projected, CostRatio: f.Share, Held: e.sw.HeldReason(f.Workload),
 		})
 	}
 	for _, w := range e.sw.Tripped() {
 		if !seen[w] {
 			state, reason, epoch := e.sw.StateOf(w)
-			st.Workloads = append(st.Workloads, WorkloadStatus{Workload: w, State: state, Reason: reason, Epoch: epoch})
+			st.Workloads = append(st.Workloads, WorkloadStatus{Workload: w, State: state, Reason: reason, Epoch: epoch, Held: e.sw.HeldReason(w)})
 		}
 	}
 	sort.SliceStable(st.Workloads, func(a, b int) bool {

@@ -35,6 +35,7 @@ type entry struct {
 	ev           Evidence
 	// refusedUntil: the fleet refused the last trip; alert, do not trip again before this second.
 	refusedUntil int64
+	held         string // why a trip past MinHold is not released (release_policy.go)
 }
 
 // Switch is the kill switch for every workload. Not safe for concurrent use.
@@ -334,10 +335,7 @@ func (s *Switch) stepOne(f *detect.Finding, r *detect.Result, suppressed bool, t
 		if sec-e.since < secs(cfg.MinHold) {
 			break
 		}
-		ok, why := s.releasable(e, f, r)
-		if ok {
-			s.release(e, w, sec, why, &out)
-		}
+		s.tryRelease(e, w, f, r, &out)
 	case Releasing:
 		if c != causeNone && !s.Protected(w) {
 			trip()

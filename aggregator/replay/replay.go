@@ -93,6 +93,7 @@ type group struct {
 	fresh   []uint32 // pods that appeared this second, per nodes index
 	idx     map[int32]int32
 	active  int
+	desired uint32
 }
 
 type block struct {
@@ -140,6 +141,15 @@ func Run(ctx context.Context, s *scenario.Scenario, opt Options, onLine func(Lin
 			eng.Protect(w.Name)
 		}
 	}
+	// What the aggregator's placement watcher reads from the API server (DaemonSet desiredNumberScheduled,
+	// Deployment replicas / HPA maxReplicas): the most pods any one of the workload's pod groups is placed with.
+	desired := map[string]uint32{}
+	for _, w := range s.Workloads {
+		desired[w.Name] = max(desired[w.Name], uint32(w.Placement.Pods(N)))
+	}
+	for _, g := range groups {
+		g.desired = desired[g.w.Name]
+	}
 	eng.Start(Epoch)
 	blocks := map[fleet.WorkloadID]*block{}
 	var version uint64
@@ -184,7 +194,7 @@ func Run(ctx context.Context, s *scenario.Scenario, opt Options, onLine func(Lin
 					if c == 0 {
 						continue
 					}
-					smp := fleet.Sample{Workload: g.wid, Pods: c}
+					smp := fleet.Sample{Workload: g.wid, Pods: c, DesiredPods: g.desired}
 					if bl == nil || !bl.blocked || (bl.release >= 0 && t >= bl.release+offsets[n]) {
 						k := float64(poisson(rng, lambda*float64(c)))
 						smp.Counters = fleet.Counters{Connects: float64(g.fresh[i]), Requests: k, RxBytes: k * rxPer, TxBytes: k * TxBytesPerRequest}
