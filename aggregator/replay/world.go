@@ -30,7 +30,6 @@ type world struct {
 	rng      *rand.Rand
 	interval int64
 	rejected float64
-	last     time.Time
 }
 
 func newWorld(api *scenario.APIServer, seed uint64) *world {

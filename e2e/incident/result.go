@@ -439,7 +439,6 @@ func CombinedReport(title string, runs ...Labeled) report.Report {
 		return out
 	}
 	out.Intro = intro(runs)
-	var labels []string
 	rowIndex := map[string]int{}
 	for i, run := range runs {
 		out.Columns = append(out.Columns, run.Label)
@@ -449,7 +448,6 @@ func CombinedReport(title string, runs ...Labeled) report.Report {
 			if !ok {
 				k = len(out.Summary)
 				rowIndex[row.Label] = k
-				labels = append(labels, row.Label)
 				out.Summary = append(out.Summary, report.Row{Label: row.Label, Values: make([]string, len(runs))})
 			}
 			out.Summary[k].Values[i] = row.Value
