@@ -67,6 +67,9 @@ func TestPanelQueriesAgainstRealBinaries(t *testing.T) {
 		"--listen="+grpcAddr, "--metrics.listen="+aggMetrics, "--replica=dash",
 		"--auth.agent-token-file="+agentTokens, "--auth.admin-token-file="+adminTokens, "--insecure",
 		"--apiserver.capacity-requests-per-s=100000", "--apiserver.capacity-rx-bytes-per-s=1e9",
+		// A protected list without */*/fanout*, unlike the agent's defaults: the aggregator trips the canary and the
+		// agent refuses it, so the refusal series exist (the closed loop then frees the trip's slot).
+		"--killswitch.protected=*/kube-system/coredns",
 		"--fleet.warmup=2s", "--fleet.surge-window=5s", "--directives.refresh=1s", "--log.level=warn")
 	waitHTTP(t, "http://"+aggMetrics+"/metrics", 15*time.Second)
 
@@ -116,7 +119,7 @@ func TestPanelQueriesAgainstRealBinaries(t *testing.T) {
 	waitMetric(t, "http://"+aggMetrics+"/metrics", "fanout_workload_fleet_requests_per_second", wl,
 		func(v float64) bool { return v > 0 }, 15*time.Second)
 
-	// Trip the pod's workload, and a workload the agent protects (*/*/fanout*) so its refusal is counted too.
+	// Trip the pod's workload, and a workload only the agent protects (*/*/fanout*) so its refusal is counted too.
 	for _, w := range []string{realWorkload, protectedWorkload} {
 		out, err := exec.Command(filepath.Join(bin, "fanoutctl"), "trip", "--aggregator="+grpcAddr,
 			"--token-file="+adminToken, "--insecure", "--reason=dashboards test", w).CombinedOutput()

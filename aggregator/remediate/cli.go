@@ -9,6 +9,8 @@ import (
 
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/clientcmd"
+
+	"github.com/fanoutdev/fanout/internal/cliflag"
 )
 
 const undoUsage = `usage: fanoutctl undo [--kubeconfig FILE] [--dry-run] Kind/namespace/name...
@@ -19,16 +21,15 @@ exactly and remove the fanout.dev/paused* annotations. Needs get and patch on th
 
 // RunUndoCLI implements `fanoutctl undo`. Exit codes: 0 done (or nothing to undo), 1 an undo failed, 2 bad usage.
 func RunUndoCLI(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	fs := flag.NewFlagSet("undo", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	fs.Usage = func() { fmt.Fprint(stderr, undoUsage); fs.PrintDefaults() }
+	fs := flag.NewFlagSet("fanoutctl undo", flag.ContinueOnError)
 	kubeconfig := fs.String("kubeconfig", "", "kubeconfig file (default: $KUBECONFIG, ~/.kube/config, in-cluster)")
 	kubeContext := fs.String("context", "", "kubeconfig context (default: current)")
 	dryRun := fs.Bool("dry-run", false, "server-side dry run: print the patch, change nothing")
-	if err := fs.Parse(args); err != nil {
+	if err := cliflag.Parse(fs, args, undoUsage, stderr); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return 0
 		}
+		fmt.Fprintln(stderr, "fanoutctl undo:", err)
 		return 2
 	}
 	if fs.NArg() == 0 {

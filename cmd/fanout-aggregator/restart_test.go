@@ -131,14 +131,14 @@ func TestRestartKeepsTrips(t *testing.T) {
 		t.Fatalf("build: %v\n%s", err, out)
 	}
 	agents, admins := filepath.Join(dir, "agents"), filepath.Join(dir, "admins")
-	if err := os.WriteFile(agents, []byte(rtAgentToken+" *\n"), 0o600); err != nil {
+	if err := os.WriteFile(agents, []byte(rtAgentToken+" node-1\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	if err := os.WriteFile(admins, []byte(rtAdminToken+"\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	state := filepath.Join(dir, "state.json")
-	args := []string{"--auth.agent-token-file", agents, "--auth.admin-token-file", admins, "--state.sync-wait", "2s", "--directives.refresh", "500ms"}
+	args := []string{"--insecure", "--auth.agent-token-file", agents, "--auth.admin-token-file", admins, "--state.sync-wait", "2s", "--directives.refresh", "500ms"}
 
 	addr, a1 := startAggregator(t, bin, append(args, "--state.file", state)...)
 	conn, err := grpc.NewClient("passthrough:///"+addr, grpc.WithTransportCredentials(insecure.NewCredentials()),

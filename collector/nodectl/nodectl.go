@@ -18,6 +18,7 @@ import (
 	"github.com/fanoutdev/fanout/collector/cgroups"
 	"github.com/fanoutdev/fanout/collector/pindir"
 	"github.com/fanoutdev/fanout/collector/sockdestroy"
+	"github.com/fanoutdev/fanout/internal/cliflag"
 )
 
 const usage = `usage: fanoutctl node <command> [flags]
@@ -87,10 +88,10 @@ func Run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	}
 	var ue usageError
 	switch {
-	case err == nil:
+	case err == nil, errors.Is(err, flag.ErrHelp):
 		return 0
 	case errors.As(err, &ue):
-		fmt.Fprintf(stderr, "fanoutctl node %s: %v\n", args[0], err)
+		fmt.Fprintf(stderr, "fanoutctl node %s: %v\n", args[0], ue.error)
 		return 2
 	default:
 		fmt.Fprintf(stderr, "fanoutctl node %s: %v\n", args[0], err)
@@ -100,9 +101,13 @@ func Run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 
 type usageError struct{ error }
 
+// parse parses a subcommand's flags: --help prints them (to stderr, like the node usage) and exits 0; a bad flag is
+// one line with a hint, never a flag dump.
 func parse(fs *flag.FlagSet, args []string, stderr io.Writer) error {
-	fs.SetOutput(stderr)
-	if err := fs.Parse(args); err != nil {
+	if err := cliflag.Parse(fs, args, "", stderr); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return err
+		}
 		return usageError{err}
 	}
 	if fs.NArg() > 0 {
@@ -164,7 +169,7 @@ func scanPods(root string) []target {
 
 func runBlock(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	var c common
-	fs := flag.NewFlagSet("block", flag.ContinueOnError)
+	fs := flag.NewFlagSet("fanoutctl node block", flag.ContinueOnError)
 	c.register(fs)
 	podUID := fs.String("pod-uid", "", "pod UID to block")
 	cgroupPath := fs.String("cgroup", "", "pod cgroup directory to block")
@@ -237,7 +242,7 @@ func teardown(ctx context.Context, pinDir, podPath string) (int, error) {
 
 func runUnblock(args []string, stdout, stderr io.Writer) error {
 	var c common
-	fs := flag.NewFlagSet("unblock", flag.ContinueOnError)
+	fs := flag.NewFlagSet("fanoutctl node unblock", flag.ContinueOnError)
 	c.register(fs)
 	podUID := fs.String("pod-uid", "", "pod UID to unblock")
 	cgroupPath := fs.String("cgroup", "", "pod cgroup directory to unblock")
@@ -322,7 +327,7 @@ type Row struct {
 
 func runList(args []string, stdout, stderr io.Writer) error {
 	var c common
-	fs := flag.NewFlagSet("list", flag.ContinueOnError)
+	fs := flag.NewFlagSet("fanoutctl node list", flag.ContinueOnError)
 	c.register(fs)
 	asJSON := fs.Bool("json", false, "one JSON object per line")
 	if err := parse(fs, args, stderr); err != nil {
