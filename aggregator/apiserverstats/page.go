@@ -79,9 +79,21 @@ type Page struct {
 	// RequestDuration sums apiserver_request_duration_seconds over every non-long-running verb (WATCH and CONNECT
 	// are left out: their duration is the stream's lifetime).
 	RequestDuration Histogram
+	// Kinds is the same per kind of request (verb, group, resource, subresource, scope), cumulative count and sum;
+	// at most as many kinds as the page had series.
+	Kinds map[string]KindTotal
 	// Series is how many series of the wanted families were read; Skipped how many were dropped by a limit or for a
 	// bad value.
 	Series, Skipped int
+}
+
+// KindTotal is one kind of request's cumulative duration count and sum (seconds).
+type KindTotal struct{ Count, Sum float64 }
+
+// kindKey names a request kind from a series of apiserver_request_duration_seconds; the labels that only split one
+// kind (component, dry_run, version) are summed over.
+func kindKey(m *dto.Metric) string {
+	return label(m, "verb") + " " + label(m, "group") + "/" + label(m, "resource") + "/" + label(m, "subresource") + " " + label(m, "scope")
 }
 
 // Level returns the level named name, or nil.
@@ -136,6 +148,7 @@ type pageBuilder struct {
 	lim     Limits
 	levels  map[string]*Level
 	req     histAcc
+	kinds   map[string]KindTotal
 	series  int
 	skipped int
 }
@@ -161,6 +174,17 @@ func (b *pageBuilder) add(mf *dto.MetricFamily) error {
 			}
 			if !b.req.add(m.GetHistogram(), b.lim.MaxBuckets) {
 				b.skipped++
+				continue
+			}
+			if h := m.GetHistogram(); finite(h.GetSampleSum()) {
+				if b.kinds == nil {
+					b.kinds = map[string]KindTotal{}
+				}
+				k := kindKey(m)
+				kt := b.kinds[k]
+				kt.Count += float64(h.GetSampleCount())
+				kt.Sum += h.GetSampleSum()
+				b.kinds[k] = kt
 			}
 			continue
 		}
@@ -243,7 +267,7 @@ func (b *pageBuilder) labelsOK(m *dto.Metric) bool {
 }
 
 func (b *pageBuilder) page() *Page {
-	p := &Page{Series: b.series, Skipped: b.skipped, RequestDuration: b.req.histogram()}
+	p := &Page{Series: b.series, Skipped: b.skipped, RequestDuration: b.req.histogram(), Kinds: b.kinds}
 	for _, lv := range b.levels {
 		p.Levels = append(p.Levels, *lv)
 	}

@@ -2,6 +2,7 @@ package apiserverstats
 
 import (
 	"math"
+	"sort"
 	"time"
 )
 
@@ -33,9 +34,17 @@ type Reading struct {
 	// Wait is the flow-control queue wait of executed requests; Latency is apiserver_request_duration_seconds over
 	// every non-long-running verb.
 	Wait, Latency Histogram
-	Levels        []LevelReading
+	// Kinds is Latency per kind of request (only kinds with observations in the interval), sorted by key.
+	Kinds  []KindReading
+	Levels []LevelReading
 	// Series and Skipped: see Page.
 	Series, Skipped int
+}
+
+// KindReading is one kind of request's observations over one interval.
+type KindReading struct {
+	Key        string
+	Count, Sum float64
 }
 
 // Utilization is executing seats over nominal seats (0 when no limit is known).
@@ -90,10 +99,22 @@ func NewReading(replica string, now time.Time, cur *Page, prevAt time.Time, prev
 			reset = true
 		}
 		r.Latency = d
+		for k, c := range cur.Kinds {
+			p := prev.Kinds[k] // a kind new since the previous page counts from zero
+			dc, ds := c.Count-p.Count, c.Sum-p.Sum
+			if dc < 0 || ds < -1e-9 {
+				reset = true
+				continue
+			}
+			if dc > 0 {
+				r.Kinds = append(r.Kinds, KindReading{Key: k, Count: dc, Sum: math.Max(0, ds)})
+			}
+		}
+		sort.Slice(r.Kinds, func(i, j int) bool { return r.Kinds[i].Key < r.Kinds[j].Key })
 	}
 	r.Deltas = prev != nil && !reset && r.Interval > 0
 	if !r.Deltas {
-		r.Rejected, r.Wait, r.Latency = 0, Histogram{}, Histogram{}
+		r.Rejected, r.Wait, r.Latency, r.Kinds = 0, Histogram{}, Histogram{}, nil
 		for i := range r.Levels {
 			r.Levels[i].Rejected, r.Levels[i].WaitCount, r.Levels[i].WaitSum = 0, 0, 0
 		}

@@ -79,6 +79,8 @@ type replica struct {
 	rejectDelta float64
 	prevRejects float64
 	havePrev    bool
+	// latInflation and latWeight: the last sample's request latency over its per-kind baselines.
+	latInflation, latWeight float64
 }
 
 // point is one fit observation: fanout's load and the API server's utilization at one scrape.
@@ -87,7 +89,10 @@ type point struct {
 	R    float64 `json:"r"`
 	X    float64 `json:"x"`
 	U    float64 `json:"u"`
-	Mark bool    `json:"-"`
+	// S marks a saturated observation (utilization past the fit range, queueing or rejections): the API server was
+	// serving all it could, so the load then was its capacity.
+	S    bool `json:"s,omitempty"`
+	Mark bool `json:"-"`
 }
 
 type loadSlot struct {
@@ -102,8 +107,10 @@ type Estimator struct {
 	pending  bool
 	loads    [16]loadSlot
 	points   []point // ring, oldest first after compaction
-	// Learned latency baselines (seconds): the API server's request duration and the nodes' time to first byte.
-	durBase, nodeBase   float64
+	// Learned latency baselines: the API server's request duration per kind of request, and the nodes' time to
+	// first byte (seconds).
+	latBase             baselines
+	nodeBase            float64
 	nodeMean            float64
 	fit                 fitResult
 	est                 Estimate
@@ -125,7 +132,7 @@ func New(cfg Config) (*Estimator, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	e := &Estimator{cfg: cfg, replicas: map[string]*replica{}, uSeats: -1, uLat: -1, uNode: -1}
+	e := &Estimator{cfg: cfg, replicas: map[string]*replica{}, latBase: newBaselines(), uSeats: -1, uLat: -1, uNode: -1}
 	for i := range e.loads {
 		e.loads[i].sec = -1
 	}
@@ -155,6 +162,12 @@ func (e *Estimator) ObserveAPIServer(s APIServerSample) error {
 	}
 	r.prevRejects, r.havePrev = s.RejectedTotal, true
 	r.last = s
+	kinds := s.Latencies
+	if len(kinds) == 0 && s.Duration.Count > 0 {
+		kinds = []KeyedLatency{{Key: "", Count: s.Duration.Count, Mean: s.Duration.Mean}}
+	}
+	busy := s.LimitSeats > 0 && s.ExecutingSeats >= 0.7*s.LimitSeats
+	r.latInflation, r.latWeight = e.latBase.observe(kinds, busy)
 	e.pending = true
 	if s.Time.After(e.lastSample) {
 		e.lastSample = s.Time
@@ -185,7 +198,7 @@ func (e *Estimator) Step(now time.Time, load Load, nodes *NodeSignals) Estimate 
 	}
 	e.loads[sec%int64(len(e.loads))] = loadSlot{sec: sec, l: load}
 	fresh := false
-	var exec, limit, inq, rej, durSum, durN float64
+	var exec, limit, inq, rej, latLog, latW float64
 	for _, r := range e.replicas {
 		if now.Sub(r.last.Time) > e.cfg.StaleAfter {
 			continue
@@ -195,9 +208,9 @@ func (e *Estimator) Step(now time.Time, load Load, nodes *NodeSignals) Estimate 
 		limit += r.last.LimitSeats
 		inq += r.last.InQueue
 		rej += r.rejectDelta
-		if r.last.Duration.Count > 0 {
-			durSum += r.last.Duration.Mean * r.last.Duration.Count
-			durN += r.last.Duration.Count
+		if r.latWeight > 0 {
+			latLog += r.latWeight * math.Log(r.latInflation)
+			latW += r.latWeight
 		}
 	}
 	if !fresh {
@@ -216,17 +229,21 @@ func (e *Estimator) Step(now time.Time, load Load, nodes *NodeSignals) Estimate 
 			}
 			e.uSeats = u
 		}
-		if durN > 0 {
-			mean := durSum / durN
-			if e.uSeats < 0 || e.uSeats < 0.7 {
-				e.durBase = track(e.durBase, mean)
-			}
-			e.uLat = latencyUtil(e.durBase, mean)
+		if latW > 0 {
+			e.uLat = inflationUtil(math.Exp(latLog / latW))
 		}
-		if e.uSeats >= e.cfg.FitMin && e.uSeats <= e.cfg.FitMax && inq <= 0.05*limit && rej == 0 {
+		// Seats miss a CPU-bound API server (few seats held, each request slow); latency misses a server with idle
+		// cores and full seats. Each is a lower bound on how busy it is: the larger one is used.
+		if u := math.Max(e.uSeats, e.uLat); u >= 0 {
 			if l, ok := e.loadBefore(sec); ok && (l.Requests > 0 || l.RxBytes > 0) {
-				e.addPoint(point{T: sec, R: l.Requests, X: l.RxBytes, U: e.uSeats})
-				e.refit(sec)
+				switch {
+				case u > e.cfg.FitMax || inq > 0.05*limit || rej > 0:
+					e.addPoint(point{T: sec, R: l.Requests, X: l.RxBytes, U: math.Max(u, 1), S: true})
+					e.refit(sec)
+				case u >= e.cfg.FitMin:
+					e.addPoint(point{T: sec, R: l.Requests, X: l.RxBytes, U: u})
+					e.refit(sec)
+				}
 			}
 		}
 	}
@@ -246,7 +263,7 @@ func (e *Estimator) observeNodes(n *NodeSignals, load Load) {
 		} else {
 			e.nodeMean += 0.3 * (m - e.nodeMean)
 		}
-		busy := e.uSeats >= 0.7 || (e.uSeats < 0 && e.uLat >= 0.7)
+		busy := math.Max(e.uSeats, e.uLat) >= 0.7
 		if !busy {
 			e.nodeBase = track(e.nodeBase, e.nodeMean)
 		}
@@ -259,7 +276,7 @@ func (e *Estimator) observeNodes(n *NodeSignals, load Load) {
 	e.uNode = u
 }
 
-// track follows a latency baseline: quickly down, slowly up.
+// track follows the nodes' latency baseline: quickly down, slowly up.
 func track(base, x float64) float64 {
 	switch {
 	case base == 0:
@@ -326,10 +343,10 @@ func (e *Estimator) estimate(now time.Time, fresh bool, load Load) Estimate {
 		est.Confidence = round3(c)
 	}
 	switch {
+	case fresh && e.uLat > e.uSeats:
+		est.Utilization, est.UtilizationSource = e.uLat, FromLatency
 	case fresh && e.uSeats >= 0:
 		est.Utilization, est.UtilizationSource = e.uSeats, FromSeats
-	case fresh && e.uLat >= 0:
-		est.Utilization, est.UtilizationSource = e.uLat, FromLatency
 	default:
 		// The API server's metrics are gone: the last capacity stays in force; the nodes say how it answers.
 		if est.Known() {
@@ -349,13 +366,28 @@ func (e *Estimator) estimate(now time.Time, fresh bool, load Load) Estimate {
 // envelope is never separated from the other's (the load's mix never changed) is set from the prior cost ratio,
 // never below what the data allows.
 func (e *Estimator) refit(now int64) {
-	pts := e.points
+	tau := e.cfg.Forget.Seconds()
+	var pts, sat []point
+	for _, p := range e.points {
+		if p.S {
+			sat = append(sat, p)
+		} else {
+			pts = append(pts, p)
+		}
+	}
+	f := e.fitEnvelope(pts, now, tau)
+	f.n = len(e.points)
+	e.bound(&f, pts, sat, now, tau)
+	f.ok = f.a > 0 || f.b > 0
+	e.fit = f
+}
+
+// fitEnvelope fits the points below saturation.
+func (e *Estimator) fitEnvelope(pts []point, now int64, tau float64) fitResult {
 	f := fitResult{}
 	if len(pts) == 0 {
-		e.fit = f
-		return
+		return f
 	}
-	tau := e.cfg.Forget.Seconds()
 	w := make([]float64, len(pts))
 	umin, umax := math.Inf(1), math.Inf(-1)
 	for i, p := range pts {
@@ -389,9 +421,76 @@ func (e *Estimator) refit(now int64) {
 			a, f.aPrior = b*prior, true
 		}
 	}
-	f.ok = a > 0 || b > 0
-	f.a, f.b, f.n, f.spread = a, b, len(pts), umax-umin
-	e.fit = f
+	f.a, f.b, f.spread = a, b, umax-umin
+	return f
+}
+
+// bound corrects the fit with what saturation showed directly. While the API server was saturated, the load fanout
+// measured was what it could serve: the weighted median of load over utilization there caps each capacity (the fit
+// extrapolates from below, and utilization read from latency under-reads a many-core server until it is nearly
+// full). And a load it served well below saturation is a floor: a capacity learned during an overload caused by
+// something else (a slow etcd) does not outlive the evidence that the server carried more.
+func (e *Estimator) bound(f *fitResult, pts, sat []point, now int64, tau float64) {
+	if len(sat) == 0 {
+		return
+	}
+	w := make([]float64, len(sat))
+	for i, p := range sat {
+		w[i] = math.Exp(-float64(now-p.T) / tau)
+	}
+	for _, d := range []struct {
+		cost  *float64
+		prior *bool
+		load  func(*point) float64
+	}{
+		{&f.a, &f.aPrior, func(p *point) float64 { return p.R }},
+		{&f.b, &f.bPrior, func(p *point) float64 { return p.X }},
+	} {
+		c := weightedMedian(sat, w, func(p *point) float64 { return d.load(p) / p.U })
+		if !(c > 0) {
+			continue
+		}
+		if *d.cost == 0 || 1/(*d.cost) > c {
+			*d.cost, *d.prior = 1/c, false
+		}
+		floor := 0.0
+		for _, p := range pts {
+			floor = math.Max(floor, d.load(&p)*math.Exp(-float64(now-p.T)/tau))
+		}
+		if floor > 1/(*d.cost) {
+			*d.cost = 1 / floor
+		}
+	}
+	umin, umax := math.Inf(1), math.Inf(-1)
+	for _, p := range append(pts, sat...) {
+		umin, umax = math.Min(umin, math.Min(p.U, 1)), math.Max(umax, math.Min(p.U, 1))
+	}
+	f.spread = umax - umin
+}
+
+// weightedMedian returns the weighted median of v over pts (0 when empty).
+func weightedMedian(pts []point, w []float64, v func(*point) float64) float64 {
+	type q struct{ v, w float64 }
+	qs := make([]q, 0, len(pts))
+	tot := 0.0
+	for i := range pts {
+		if x := v(&pts[i]); x > 0 && finite(x) {
+			qs = append(qs, q{x, w[i]})
+			tot += w[i]
+		}
+	}
+	if len(qs) == 0 {
+		return 0
+	}
+	sort.Slice(qs, func(i, j int) bool { return qs[i].v < qs[j].v })
+	acc := 0.0
+	for _, x := range qs {
+		acc += x.w
+		if acc >= tot/2 {
+			return x.v
+		}
+	}
+	return qs[len(qs)-1].v
 }
 
 // mixRatio is the weighted bytes per request of the fitted load.

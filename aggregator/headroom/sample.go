@@ -43,6 +43,10 @@ type APIServerSample struct {
 	Wait Summary
 	// Duration: apiserver_request_duration_seconds over the interval, long-running verbs (WATCH, CONNECT) excluded.
 	Duration Summary
+	// Latencies: the same per kind of request (verb, resource, scope), when the source tells them apart; latency is
+	// then judged per kind against its own baseline, so a change in the mix of requests is not mistaken for
+	// contention. Without them, Duration is judged as one kind.
+	Latencies []KeyedLatency
 }
 
 // Validate rejects samples that no real API server would produce.
@@ -68,7 +72,7 @@ func (s *APIServerSample) Validate() error {
 			return fmt.Errorf("api server sample from %q: %s %v out of range [0, %g]", s.Replica, f.name, f.v, f.max)
 		}
 	}
-	return nil
+	return validateKeyed(s.Replica, s.Latencies)
 }
 
 // Latency is a fleet-wide sum of api.LatencyHistogram (kernel-observed time from a request to the first response

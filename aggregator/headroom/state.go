@@ -23,13 +23,17 @@ type state struct {
 	Version  int     `json:"version"`
 	SavedAt  int64   `json:"saved_at"`
 	Points   []point `json:"points"`
-	DurBase  float64 `json:"duration_baseline_s"`
-	NodeBase float64 `json:"node_latency_baseline_s"`
+	// DurBase is the baseline of the request duration of every kind together (state files of earlier versions, and
+	// sources that do not tell kinds apart); LatencyBase holds the per-kind baselines.
+	DurBase     float64            `json:"duration_baseline_s"`
+	LatencyBase map[string]float64 `json:"latency_baselines_s,omitempty"`
+	NodeBase    float64            `json:"node_latency_baseline_s"`
 }
 
 // MarshalState returns the estimator's state.
 func (e *Estimator) MarshalState(now time.Time) ([]byte, error) {
-	st := state{Version: StateVersion, SavedAt: now.Unix(), Points: e.points, DurBase: e.durBase, NodeBase: e.nodeBase}
+	st := state{Version: StateVersion, SavedAt: now.Unix(), Points: e.points, LatencyBase: e.latBase.snapshot(), NodeBase: e.nodeBase}
+	st.DurBase = st.LatencyBase[""]
 	if st.Points == nil {
 		st.Points = []point{}
 	}
@@ -66,8 +70,14 @@ func (e *Estimator) UnmarshalState(data []byte, now time.Time) error {
 	if n := len(st.Points); n > e.cfg.MaxPoints {
 		st.Points = st.Points[n-e.cfg.MaxPoints:]
 	}
+	if st.LatencyBase == nil && st.DurBase > 0 {
+		st.LatencyBase = map[string]float64{"": st.DurBase}
+	}
+	if err := e.latBase.restore(st.LatencyBase); err != nil {
+		return fmt.Errorf("headroom state: %w", err)
+	}
 	e.points = append(e.points[:0], st.Points...)
-	e.durBase, e.nodeBase = st.DurBase, st.NodeBase
+	e.nodeBase = st.NodeBase
 	e.refit(now.Unix())
 	e.estimate(now, false, Load{})
 	return nil

@@ -1,0 +1,128 @@
+package headroom
+
+import (
+	"math"
+	"testing"
+	"time"
+)
+
+// cpuBound is an API server whose seats never fill (each request holds one seat while the CPU is shared), as the e2e
+// kube-apiserver on two cores: only latency shows it saturating. Cheap GETs and expensive LISTs share the CPU as a
+// processor-sharing queue: every kind's latency is its service time over (1 - u), and past capacity the throughput
+// fanout measures stays at capacity.
+type cpuBound struct {
+	capR float64
+}
+
+func (c *cpuBound) served(demand float64) float64 { return math.Min(demand, c.capR) }
+
+func (c *cpuBound) sample(at time.Time, demand, listShare float64) APIServerSample {
+	u := demand / c.capR
+	stretch := 1 / math.Max(0.01, 1-math.Min(u, 0.99))
+	served := c.served(demand)
+	return APIServerSample{Time: at, Replica: "10.0.0.1:6443", ExecutingSeats: math.Min(20, 2*u), LimitSeats: 600,
+		Latencies: []KeyedLatency{
+			{Key: "GET /configmaps/ namespace", Count: 5 * 50, Mean: 0.002 * stretch},
+			{Key: "LIST /pods/ cluster", Count: 5 * served * listShare, Mean: 0.4 * stretch},
+		}}
+}
+
+func drive(t *testing.T, e *Estimator, c *cpuBound, from, secs int, demand func(int) float64, listShare float64) Estimate {
+	t.Helper()
+	var est Estimate
+	for s := from; s < from+secs; s++ {
+		now := t0.Add(time.Duration(s) * time.Second)
+		d := demand(s)
+		if s%5 == 0 {
+			if err := e.ObserveAPIServer(c.sample(now, d, listShare)); err != nil {
+				t.Fatal(err)
+			}
+		}
+		est = e.Step(now, Load{Requests: c.served(d), RxBytes: c.served(d) * 1e4}, nil)
+	}
+	return est
+}
+
+// Seats say nothing on a CPU-bound API server: its latency does, and once it saturates the load it serves is its
+// capacity, even when no point below saturation was ever seen (a rollout that overloads at once).
+func TestLatencyLearnsCPUBoundCapacity(t *testing.T) {
+	e := newEst(t)
+	c := &cpuBound{capR: 400}
+	drive(t, e, c, 0, 120, func(int) float64 { return 8 }, 0.1) // calm: baselines
+	est := drive(t, e, c, 120, 60, func(int) float64 { return 900 }, 0.1)
+	if !est.Known() || est.UtilizationSource != FromLatency || est.Utilization < 0.9 {
+		t.Fatalf("saturated server not seen through latency: %s", est.String())
+	}
+	if !within(est.CapacityRequestsPerS, 400, 0.15) {
+		t.Fatalf("capacity %.0f req/s, the server serves 400 at saturation: %s", est.CapacityRequestsPerS, est.String())
+	}
+}
+
+// A change in the mix (many more slow LISTs among fast GETs) at low utilization is not contention: each kind is
+// judged against its own baseline.
+func TestLatencyMixShiftIsNotContention(t *testing.T) {
+	e := newEst(t)
+	c := &cpuBound{capR: 10000}
+	drive(t, e, c, 0, 120, func(int) float64 { return 20 }, 0.05)
+	est := drive(t, e, c, 120, 60, func(int) float64 { return 20 }, 0.9)
+	if est.UtilizationLatency > 0.05 {
+		t.Fatalf("mix shift read as contention: latency utilization %.2f", est.UtilizationLatency)
+	}
+}
+
+// An overload that lasts does not become the latency baseline, so it keeps reading as an overload.
+func TestLatencyOverloadDoesNotBecomeNormal(t *testing.T) {
+	e := newEst(t)
+	c := &cpuBound{capR: 400}
+	drive(t, e, c, 0, 120, func(int) float64 { return 40 }, 0.1)
+	est := drive(t, e, c, 120, 1800, func(int) float64 { return 390 }, 0.1)
+	if est.UtilizationLatency < 0.9 {
+		t.Fatalf("30 min at 97%% now reads %.2f", est.UtilizationLatency)
+	}
+}
+
+// A capacity learned while the API server was saturated by something fanout does not see gives way to the evidence
+// that it later carried more without saturating.
+func TestSaturatedCapacityFloorsAtServedLoad(t *testing.T) {
+	e := newEst(t)
+	c := &cpuBound{capR: 400}
+	drive(t, e, c, 0, 120, func(int) float64 { return 40 }, 0.1)
+	c.capR = 50 // etcd slows down: the server saturates at 50 req/s for a minute
+	drive(t, e, c, 120, 60, func(int) float64 { return 60 }, 0.1)
+	c.capR = 400
+	est := drive(t, e, c, 180, 300, func(s int) float64 { return 40 + float64(s-180) }, 0.1)
+	if est.CapacityRequestsPerS < 300 {
+		t.Fatalf("capacity stuck at the slow-etcd minute: %s", est.String())
+	}
+}
+
+func TestLatencyBaselinesBoundedAndPersisted(t *testing.T) {
+	e := newEst(t)
+	ks := make([]KeyedLatency, MaxLatencyKeys)
+	for round := range 3 {
+		for i := range ks {
+			ks[i] = KeyedLatency{Key: string(rune('a'+round)) + string(rune(0x100+i)), Count: 1, Mean: 0.01}
+		}
+		if err := e.ObserveAPIServer(APIServerSample{Time: t0.Add(time.Duration(round+1) * time.Second), Replica: "r", Latencies: ks}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n := len(e.latBase.base); n > MaxLatencyKeys {
+		t.Fatalf("%d baselines kept, bound %d", n, MaxLatencyKeys)
+	}
+	data, err := e.MarshalState(t0.Add(time.Minute))
+	if err != nil {
+		t.Fatal(err)
+	}
+	e2 := newEst(t)
+	if err := e2.UnmarshalState(data, t0.Add(time.Minute)); err != nil {
+		t.Fatal(err)
+	}
+	if len(e2.latBase.base) != len(e.latBase.base) {
+		t.Fatalf("restored %d baselines of %d", len(e2.latBase.base), len(e.latBase.base))
+	}
+	bad := APIServerSample{Time: t0.Add(time.Hour), Replica: "r", Latencies: []KeyedLatency{{Key: "x", Count: 1, Mean: math.NaN()}}}
+	if err := e.ObserveAPIServer(bad); err == nil {
+		t.Fatal("NaN latency accepted")
+	}
+}
