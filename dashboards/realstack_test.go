@@ -3,8 +3,11 @@ package dashboards
 import (
 	"bufio"
 	"bytes"
+	"compress/gzip"
 	"fmt"
+	"io"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -60,6 +63,11 @@ func TestPanelQueriesAgainstRealBinaries(t *testing.T) {
 	agentToken := writeFile(t, etc, "agent-token", realAgentToken+"\n")
 	adminToken := writeFile(t, etc, "admin-token", realAdminToken+"\n")
 
+	// The API server's /metrics the aggregator reads for its headroom: a page recorded from the e2e kube-apiserver,
+	// served on loopback.
+	apiMetrics := recordedMetricsServer(t)
+	apiToken := writeFile(t, etc, "apiserver-token", "metrics-reader-token\n")
+
 	// Aggregator.
 	grpcAddr := fmt.Sprintf("127.0.0.1:%d", freePort(t))
 	aggMetrics := fmt.Sprintf("127.0.0.1:%d", freePort(t))
@@ -70,6 +78,8 @@ func TestPanelQueriesAgainstRealBinaries(t *testing.T) {
 		// A protected list without */*/fanout*, unlike the agent's defaults: the aggregator trips the canary and the
 		// agent refuses it, so the refusal series exist (the closed loop then frees the trip's slot).
 		"--killswitch.protected=*/kube-system/coredns",
+		"--headroom.apiserver-url="+apiMetrics, "--headroom.insecure-skip-verify", "--headroom.token-file="+apiToken,
+		"--headroom.interval=1s",
 		"--fleet.warmup=2s", "--fleet.surge-window=5s", "--directives.refresh=1s", "--log.level=warn")
 	waitHTTP(t, "http://"+aggMetrics+"/metrics", 15*time.Second)
 
@@ -143,6 +153,11 @@ func TestPanelQueriesAgainstRealBinaries(t *testing.T) {
 	exposed := binaryMetricNames(t, filepath.Join(bin, "fanout-agent"), filepath.Join(bin, "fanout-aggregator"))
 	// Self-check of the name scan: every fanout series Prometheus scraped must be found in the binaries.
 	for m := range present {
+		for _, suffix := range []string{"_bucket", "_sum", "_count"} { // a histogram's series carry its name
+			if base, ok := strings.CutSuffix(m, suffix); ok && exposed[base] {
+				m = base
+			}
+		}
 		if strings.HasPrefix(m, "fanout_") && !exposed[m] {
 			t.Errorf("scraped metric %s not found in the binaries: binaryMetricNames is broken", m)
 		}
@@ -342,4 +357,32 @@ func documentedNamesIn(raw []byte) []string {
 	}
 	sort.Strings(out)
 	return out
+}
+
+// recordedMetricsServer serves a kube-apiserver /metrics page recorded at rest over loopback TLS and returns its URL.
+func recordedMetricsServer(t *testing.T) string {
+	t.Helper()
+	f, err := os.Open("../aggregator/apiserverstats/testdata/rest-a.prom.gz")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	zr, err := gzip.NewReader(f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	page, err := io.ReadAll(zr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path != "/metrics" || r.Header.Get("Authorization") != "Bearer metrics-reader-token" {
+			http.Error(w, "forbidden", http.StatusForbidden)
+			return
+		}
+		w.Header().Set("Content-Type", "text/plain; version=0.0.4")
+		_, _ = w.Write(page)
+	}))
+	t.Cleanup(srv.Close)
+	return srv.URL
 }

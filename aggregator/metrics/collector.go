@@ -12,6 +12,7 @@ type Collector struct {
 	eng                                    *engine.Engine
 	nodes, util, req, rx, conn, sync, proj *prometheus.Desc
 	state, decisions, pairs                *prometheus.Desc
+	held, coverage, running, enforcing     *prometheus.Desc
 }
 
 // New returns a collector over eng.
@@ -29,12 +30,19 @@ func New(eng *engine.Engine) *Collector {
 		state:     prometheus.NewDesc("fanout_workload_state", "Kill-switch state of a workload (1 for the current state).", []string{"workload", "state"}, nil),
 		decisions: prometheus.NewDesc("fanout_decisions_total", "Kill-switch decisions.", []string{"action", "workload"}, nil),
 		pairs:     prometheus.NewDesc("fanout_aggregator_workload_node_pairs", "Workload-node states held in memory.", nil, nil),
+		held: prometheus.NewDesc("fanout_workload_release_held",
+			"1 while a due release of a tripped workload is held because its projected return does not fit the headroom.", w, nil),
+		coverage: prometheus.NewDesc("fanout_workload_enforcement_coverage_ratio",
+			"Of the nodes running a blocked workload, the share that reports enforcing the block at its epoch (closed loop).", w, nil),
+		running:   prometheus.NewDesc("fanout_workload_enforcement_nodes_running", "Nodes running a blocked workload (its pods or its block).", w, nil),
+		enforcing: prometheus.NewDesc("fanout_workload_enforcement_nodes_enforcing", "Nodes reporting the block of a blocked workload at its epoch.", w, nil),
 	}
 }
 
 // Describe implements prometheus.Collector.
 func (c *Collector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{c.nodes, c.util, c.req, c.rx, c.conn, c.sync, c.proj, c.state, c.decisions, c.pairs} {
+	for _, d := range []*prometheus.Desc{c.nodes, c.util, c.req, c.rx, c.conn, c.sync, c.proj, c.state, c.decisions, c.pairs,
+		c.held, c.coverage, c.running, c.enforcing} {
 		ch <- d
 	}
 }
@@ -58,6 +66,18 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 			}
 			ch <- prometheus.MustNewConstMetric(c.state, prometheus.GaugeValue, v, w.Workload, s.String())
 		}
+		if w.State == killswitch.Trip {
+			held := 0.0
+			if w.Held != "" {
+				held = 1
+			}
+			ch <- prometheus.MustNewConstMetric(c.held, prometheus.GaugeValue, held, w.Workload)
+		}
+	}
+	for w, cv := range c.eng.CoverageOf() {
+		ch <- prometheus.MustNewConstMetric(c.coverage, prometheus.GaugeValue, cv.Ratio(), w)
+		ch <- prometheus.MustNewConstMetric(c.running, prometheus.GaugeValue, float64(cv.Running), w)
+		ch <- prometheus.MustNewConstMetric(c.enforcing, prometheus.GaugeValue, float64(cv.Enforcing), w)
 	}
 	for k, v := range st.Decisions {
 		ch <- prometheus.MustNewConstMetric(c.decisions, prometheus.CounterValue, float64(v), k[0], k[1])
