@@ -43,6 +43,7 @@ type Maps struct {
 	blocked   *ebpf.Map
 	active    *ebpf.Map
 	workloads *ebpf.Map
+	exempt    *ebpf.Map
 
 	mu     sync.Mutex
 	closed bool
@@ -64,6 +65,10 @@ func Open(pinDir string) (*Maps, error) {
 		return nil, err
 	}
 	if m.workloads, err = openOrCreate(pinDir, workloadsSpec()); err != nil {
+		m.Close()
+		return nil, err
+	}
+	if m.exempt, err = openOrCreate(pinDir, exemptSpec()); err != nil {
 		m.Close()
 		return nil, err
 	}
@@ -103,7 +108,7 @@ func (m *Maps) Close() error {
 	}
 	m.closed = true
 	var errs []error
-	for _, mp := range []*ebpf.Map{m.blocked, m.active, m.workloads} {
+	for _, mp := range []*ebpf.Map{m.blocked, m.active, m.workloads, m.exempt} {
 		if mp != nil {
 			errs = append(errs, mp.Close())
 		}

@@ -11,6 +11,11 @@
 //     cgroup tree), before their first container starts; pod add events re-check pods whose identity was unknown.
 //   - Protected workloads (DNS, CNI, kube-system critical pods, fanout itself) are never blocked: refused and logged.
 //   - On start, state is restored from the pinned maps and reconciled with the cgroup tree.
+//   - Break-glass sticks: a pod lifted by `fanoutctl node unblock` carries an exemption in the pinned blocked_exempt
+//     map (collector/blockmap). Block directives (renewals and new epochs alike), restore after a restart and the
+//     new-pod check all leave it unblocked until the exemption's TTL, or until `fanoutctl node block` blocks the pod
+//     explicitly (which clears the exemption); then the sweep blocks it again if its workload is still blocked.
+//     Expired exemptions are removed by the sweep. Blocked reports the workload's exempt pods (Exempt).
 //
 // Enforcer is also a prometheus.Collector for the fanout_agent_{blocks_active,connects_denied_total,
 // sockets_destroyed_total,block_refused_total} metrics.

@@ -101,6 +101,11 @@ type workloadState struct {
 	rampEnd   uint64
 	pods      map[uint64]*pod // blocked pod cgroups of the workload
 	refused   map[uint64]bool // protected pod cgroups of the workload (refused once)
+	exempt    map[uint64]*pod // pod cgroups of the workload exempt by break-glass (blockmap.Exemption)
+}
+
+func newWorkloadState() *workloadState {
+	return &workloadState{pods: map[uint64]*pod{}, refused: map[uint64]bool{}, exempt: map[uint64]*pod{}}
 }
 
 // Enforcer applies kill-switch directives on one node. Create with New, start with Run, feed with Apply.
@@ -249,7 +254,7 @@ func (e *Enforcer) block(d Directive) error {
 	}
 	ws := e.workloads[d.Workload]
 	if ws == nil {
-		ws = &workloadState{pods: map[uint64]*pod{}, refused: map[uint64]bool{}}
+		ws = newWorkloadState()
 		e.workloads[d.Workload] = ws
 	}
 	renewal := len(ws.pods) > 0 && !ws.releasing
@@ -258,6 +263,7 @@ func (e *Enforcer) block(d Directive) error {
 		ws.epoch = d.Epoch
 	}
 	err := e.maps.PutWorkload(d.Workload, blockmap.WorkloadRecord{ExpiresBootNs: expires})
+	ex := e.exemptions(now)
 	var blocked []uint64
 	var errs []error
 	if err != nil {
@@ -273,7 +279,7 @@ func (e *Enforcer) block(d Directive) error {
 		if wl != d.Workload {
 			continue
 		}
-		ok, err := e.blockPodLocked(ws, p, pd.id, expires)
+		ok, err := e.blockPodLocked(ws, p, pd.id, expires, ex)
 		if err != nil {
 			errs = append(errs, err)
 			continue
@@ -299,8 +305,11 @@ func (e *Enforcer) block(d Directive) error {
 }
 
 // blockPodLocked puts one pod cgroup of ws in the block list unless the pod itself is protected (refused and
-// counted once per pod). Returns whether the pod is blocked.
-func (e *Enforcer) blockPodLocked(ws *workloadState, p *pod, id uint64, expires uint64) (bool, error) {
+// counted once per pod) or exempt by break-glass (ex). Returns whether the pod is blocked.
+func (e *Enforcer) blockPodLocked(ws *workloadState, p *pod, id uint64, expires uint64, ex blockmap.ExemptSet) (bool, error) {
+	if key, x, ok := ex.Match(id, p.uid); ok {
+		return false, e.exemptPodLocked(ws, p, id, key, x)
+	}
 	if reason := e.podProtected(p.uid); reason != "" {
 		if !ws.refused[id] {
 			ws.refused[id] = true
@@ -313,7 +322,46 @@ func (e *Enforcer) blockPodLocked(ws *workloadState, p *pod, id uint64, expires 
 	}
 	p.releaseAt = 0
 	ws.pods[id] = p
+	delete(ws.exempt, id)
 	return true, nil
+}
+
+// exemptPodLocked keeps a pod of ws out of the block list while its break-glass exemption x (recorded under cgroup
+// id key) holds: an entry left for it (written before the exemption, or by a directive racing `fanoutctl node
+// unblock`) is removed, and an exemption that does not name the pod's workload (the pod was unblocked before any
+// agent knew it) gets it, for `fanoutctl node list`.
+func (e *Enforcer) exemptPodLocked(ws *workloadState, p *pod, id, key uint64, x blockmap.Exemption) error {
+	delete(ws.pods, id)
+	if _, seen := ws.exempt[id]; seen {
+		return nil
+	}
+	ws.exempt[id] = p
+	e.log.Info("pod exempt by break-glass, not blocked", "workload", p.workload, "pod_uid", p.uid,
+		"cgroup_id", id, "exempt_for", x.Remaining(mustBootNow()))
+	var errs []error
+	if err := e.maps.Delete(id); err != nil {
+		errs = append(errs, fmt.Errorf("unblock exempt pod %s: %w", p.uid, err))
+	}
+	if x.Workload == "" || x.PodUID == "" {
+		if x.Workload == "" {
+			x.Workload = p.workload
+		}
+		if x.PodUID == "" {
+			x.PodUID = p.uid
+		}
+		errs = append(errs, e.maps.PutExempt(key, x))
+	}
+	return errors.Join(errs...)
+}
+
+// exemptions returns the break-glass exemptions in force at now. When they cannot be read, the kill switch fails
+// toward blocking (logged).
+func (e *Enforcer) exemptions(now uint64) blockmap.ExemptSet {
+	all, err := e.maps.ListExempt()
+	if err != nil {
+		e.log.Error("read break-glass exemptions", "err", err)
+	}
+	return blockmap.NewExemptSet(all, now)
 }
 
 func (e *Enforcer) podProtected(uid string) string {
@@ -397,7 +445,7 @@ func (e *Enforcer) podCreated(pd podDir) {
 	if _, done := ws.pods[pd.id]; done {
 		return
 	}
-	ok, err := e.blockPodLocked(ws, p, pd.id, ws.expires)
+	ok, err := e.blockPodLocked(ws, p, pd.id, ws.expires, e.exemptions(mustBootNow()))
 	if err != nil {
 		e.log.Error("block new pod", "workload", wl, "pod_uid", pd.uid, "err", err)
 		return
@@ -422,7 +470,12 @@ func (e *Enforcer) podRemoved(path string) {
 		}
 		delete(e.known, id)
 		delete(e.pending, p.uid)
+		// A pod cgroup id is never reused: the pod's exemption goes with it.
+		if err := e.maps.DeleteExempt(id); err != nil {
+			e.log.Error("forget exemption of removed pod", "cgroup", path, "err", err)
+		}
 		if ws := e.workloads[p.workload]; ws != nil {
+			delete(ws.exempt, id)
 			if _, ok := ws.pods[id]; ok {
 				delete(ws.pods, id)
 				if err := e.maps.Delete(id); err != nil {
@@ -446,6 +499,7 @@ func (e *Enforcer) sweep() {
 	}
 	e.advanceLocked(now)
 	e.adoptLocked(now)
+	e.reconcileExemptLocked(now)
 	for _, pd := range e.pending {
 		retry = append(retry, pd)
 	}
@@ -502,6 +556,48 @@ func (e *Enforcer) dropWorkloadLocked(name string, ws *workloadState) {
 		e.log.Error("forget workload", "workload", name, "err", err)
 	}
 	delete(e.workloads, name)
+}
+
+// reconcileExemptLocked removes expired exemptions, lifts the blocks of pods exempted while the agent runs
+// (`fanoutctl node unblock` deletes the entry; this keeps the workload's state and reports in line) and blocks again
+// the pods of still-blocked workloads whose exemption lapsed or was cleared by `fanoutctl node block`.
+func (e *Enforcer) reconcileExemptLocked(now uint64) {
+	active, expired, err := e.maps.PruneExempt(now)
+	if err != nil {
+		e.log.Error("prune break-glass exemptions", "err", err)
+		if active == nil {
+			return
+		}
+	}
+	for id, x := range expired {
+		e.log.Info("break-glass exemption expired", "cgroup_id", id, "pod_uid", x.PodUID, "workload", x.Workload)
+	}
+	ex := blockmap.NewExemptSet(active, now)
+	for name, ws := range e.workloads {
+		if ex.Len() > 0 {
+			for id, p := range ws.pods {
+				if key, x, ok := ex.Match(id, p.uid); ok {
+					if err := e.exemptPodLocked(ws, p, id, key, x); err != nil {
+						e.log.Error("exempt pod", "workload", name, "err", err)
+					}
+				}
+			}
+		}
+		for id, p := range ws.exempt {
+			if _, _, ok := ex.Match(id, p.uid); ok {
+				continue
+			}
+			delete(ws.exempt, id)
+			if ws.releasing {
+				continue
+			}
+			if ok, err := e.blockPodLocked(ws, p, id, ws.expires, ex); err != nil {
+				e.log.Error("block pod after its exemption ended", "workload", name, "pod_uid", p.uid, "err", err)
+			} else if ok {
+				e.log.Info("exemption ended, pod blocked again", "workload", name, "pod_uid", p.uid)
+			}
+		}
+	}
 }
 
 // adoptLocked reconciles with entries written by others (fanoutctl node) and removes expired ones.
@@ -600,6 +696,7 @@ func (e *Enforcer) restore() error {
 	for _, pd := range scanPods(e.cfg.PodsCgroup) {
 		pods[pd.id] = pd
 	}
+	ex := e.exemptions(now)
 	e.mu.Lock()
 	byHash := map[uint32]string{}
 	for name, r := range recs {
@@ -607,7 +704,8 @@ func (e *Enforcer) restore() error {
 			e.maps.DeleteWorkload(name)
 			continue
 		}
-		ws := &workloadState{expires: r.ExpiresBootNs, pods: map[uint64]*pod{}, refused: map[uint64]bool{}}
+		ws := newWorkloadState()
+		ws.expires = r.ExpiresBootNs
 		if r.Flags&blockmap.FlagReleasing != 0 {
 			ws.releasing, ws.rampEnd = true, r.RampEndBootNs
 		}
@@ -632,6 +730,12 @@ func (e *Enforcer) restore() error {
 		}
 		p := e.remember(pd, name)
 		ws := e.workloads[name]
+		if key, x, ok := ex.Match(id, p.uid); ok {
+			if err := e.exemptPodLocked(ws, p, id, key, x); err != nil {
+				e.log.Error("exempt restored pod", "workload", name, "err", err)
+			}
+			continue
+		}
 		ws.pods[id] = p
 		restored[name] = append(restored[name], id)
 	}
@@ -694,6 +798,9 @@ type BlockedWorkload struct {
 	Epoch     uint64 // trip of the block (0 = unknown, e.g. restored after a restart)
 	Pods      int    // pod cgroups still blocked
 	Releasing bool   // a release ramp is under way
+	// Exempt counts the workload's pods on this node lifted by break-glass (`fanoutctl node unblock`): the node does
+	// not fully enforce the block while it is non-zero.
+	Exempt int
 }
 
 // Blocked lists the workloads blocked on this node, sorted by name: what the agent reports to the aggregators.
@@ -702,7 +809,8 @@ func (e *Enforcer) Blocked() []BlockedWorkload {
 	defer e.mu.Unlock()
 	out := make([]BlockedWorkload, 0, len(e.workloads))
 	for name, ws := range e.workloads {
-		out = append(out, BlockedWorkload{Workload: name, Epoch: ws.epoch, Pods: len(ws.pods), Releasing: ws.releasing})
+		out = append(out, BlockedWorkload{Workload: name, Epoch: ws.epoch, Pods: len(ws.pods), Releasing: ws.releasing,
+			Exempt: len(ws.exempt)})
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Workload < out[j].Workload })
 	return out

@@ -28,7 +28,11 @@ Break-glass control of the kill switch on this node, directly on the pinned BPF 
 commands:
   block    --pod-uid UID | --cgroup PATH [--ttl 1h] [--workload Kind/ns/name]   block a pod from the API server
   unblock  --pod-uid UID | --cgroup PATH | --cgroup-id ID | --workload W | --all  lift blocks
-  list     [--json]                                                               show the block list
+           [--ttl D]                                                              and exempt the pods for D
+  list     [--json]                                                               show blocks and exemptions
+
+An unblocked pod stays exempt from re-blocking (agent restarts, block directives, new-pod checks) until the
+exemption's TTL (default: what remained of the block, else 1h) or an explicit "node block" of the pod.
 
 common flags: --bpf.pin-dir DIR (default: the only instance under /sys/fs/bpf/fanout), --cgroup.root DIR
 `
@@ -202,6 +206,12 @@ func runBlock(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if *workload != "" {
 		e.WorkloadHash = blockmap.WorkloadHash(*workload)
 	}
+	// An explicit block ends the pod's break-glass exemption (the agent blocks it for its workload again too).
+	if n, err := m.ClearExempt(t.id, t.uid); err != nil {
+		return err
+	} else if n > 0 {
+		fmt.Fprintf(stdout, "cleared the break-glass exemption of cgroup %d\n", t.id)
+	}
 	if err := m.Put(t.id, e); err != nil {
 		return err
 	}
@@ -249,8 +259,13 @@ func runUnblock(args []string, stdout, stderr io.Writer) error {
 	cgroupID := fs.Uint64("cgroup-id", 0, "cgroup id to unblock (as shown by list)")
 	workload := fs.String("workload", "", "unblock every pod of this workload and drop its directive")
 	all := fs.Bool("all", false, "empty the block list")
+	ttl := fs.Duration("ttl", 0, "how long the unblocked pods stay exempt from re-blocking "+
+		"(default: what remained of the block, else "+defaultExemptTTL.String()+")")
 	if err := parse(fs, args, stderr); err != nil {
 		return err
+	}
+	if *ttl < 0 {
+		return usageError{errors.New("--ttl must be >= 0")}
 	}
 	if err := c.resolve(); err != nil {
 		return err
@@ -264,17 +279,31 @@ func runUnblock(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
+	wls, err := m.ListWorkloads()
+	if err != nil {
+		return err
+	}
+	now, err := blockmap.BootNow()
+	if err != nil {
+		return err
+	}
+	pods := map[uint64]target{}
+	for _, p := range scanPods(c.cgroupRoot) {
+		pods[p.id] = p
+	}
+	// ids are the cgroups to unblock; targeted says the operator named the pod (exempt it even without an entry).
 	var ids []uint64
+	targeted := false
 	switch {
 	case *all:
-		for id := range entries {
-			ids = append(ids, id)
+		for id, e := range entries {
+			if e.Active(now) {
+				ids = append(ids, id)
+			} else if err := m.Delete(id); err != nil {
+				return err
+			}
 		}
-		ws, err := m.ListWorkloads()
-		if err != nil {
-			return err
-		}
-		for w := range ws {
+		for w := range wls {
 			if err := m.DeleteWorkload(w); err != nil {
 				return err
 			}
@@ -290,15 +319,39 @@ func runUnblock(args []string, stdout, stderr io.Writer) error {
 			return err
 		}
 	case *cgroupID != 0:
-		ids = append(ids, *cgroupID)
+		ids, targeted = append(ids, *cgroupID), true
 	default:
 		t, err := findTarget(c.cgroupRoot, *podUID, *cgroupPath)
 		if err != nil {
 			return err
 		}
-		ids = append(ids, t.id)
+		ids, targeted = append(ids, t.id), true
+		pods[t.id] = t
 	}
+	names := map[uint32]string{}
+	for w := range wls {
+		names[blockmap.WorkloadHash(w)] = w
+	}
+	sort.Slice(ids, func(i, j int) bool { return ids[i] < ids[j] })
 	for _, id := range ids {
+		// The exemption is written before the entry goes, so a running agent never re-blocks in between.
+		en, ok := entries[id]
+		blocked := ok && en.Active(now)
+		if blocked || targeted {
+			x := blockmap.Exemption{PodUID: pods[id].uid, Workload: names[en.WorkloadHash]}
+			rec, hasRec := wls[x.Workload]
+			d := exemptTTL(*ttl, en, blocked, rec, hasRec, now)
+			x.ExpiresBootNs = blockmap.ExpiresIn(now, d)
+			if err := m.PutExempt(id, x); err != nil {
+				return err
+			}
+			if err := m.Delete(id); err != nil {
+				return err
+			}
+			fmt.Fprintf(stdout, "unblocked cgroup %d (%s); exempt from re-blocking for %s\n", id,
+				dash(x.Workload), d.Round(time.Second))
+			continue
+		}
 		if err := m.Delete(id); err != nil {
 			return err
 		}
@@ -313,16 +366,61 @@ func runUnblock(args []string, stdout, stderr io.Writer) error {
 	return nil
 }
 
-// Row is one line of `list --json`.
+// defaultExemptTTL is the exemption of an unblock when neither --ttl nor a finite block says how long.
+const defaultExemptTTL = time.Hour
+
+// exemptTTL is how long an unblock exempts a pod: the --ttl flag when set (> 0); else what remained of the pod's
+// active block entry; else what remains of its workload's directive record; else defaultExemptTTL.
+func exemptTTL(flag time.Duration, en blockmap.Entry, hasEntry bool, rec blockmap.WorkloadRecord, hasRec bool,
+	now uint64) time.Duration {
+	if flag > 0 {
+		return flag
+	}
+	if hasEntry {
+		if rem := en.Remaining(now); rem > 0 {
+			return rem
+		}
+	}
+	if hasRec {
+		if rem := (blockmap.Entry{ExpiresBootNs: rec.ExpiresBootNs}).Remaining(now); rem > 0 {
+			return rem
+		}
+	}
+	return defaultExemptTTL
+}
+
+// Row is one line of `list --json`: a block list entry, or (Exempt) a break-glass exemption.
 type Row struct {
 	CgroupID   uint64 `json:"cgroup_id"`
 	Path       string `json:"path,omitempty"`
 	PodUID     string `json:"pod_uid,omitempty"`
 	Workload   string `json:"workload,omitempty"`
-	Active     bool   `json:"active"`
-	ExpiresIn  string `json:"expires_in"` // "never", "expired" or a duration
+	Active     bool   `json:"active"`     // the block holds (false for an exemption)
+	Exempt     bool   `json:"exempt"`     // a pod lifted by `node unblock`: not blocked again until ExpiresIn
+	ExpiresIn  string `json:"expires_in"` // of the block or the exemption: "never", "expired" or a duration
 	BreakGlass bool   `json:"break_glass"`
 	Denied     uint64 `json:"connects_denied"`
+}
+
+// State is the row's STATE column: blocked, expired or exempt.
+func (r Row) State() string {
+	switch {
+	case r.Exempt:
+		return "exempt"
+	case r.Active:
+		return "blocked"
+	}
+	return "expired"
+}
+
+func expiresIn(rem time.Duration) string {
+	switch {
+	case rem < 0:
+		return "never"
+	case rem == 0:
+		return "expired"
+	}
+	return rem.Round(time.Second).String()
 }
 
 func runList(args []string, stdout, stderr io.Writer) error {
@@ -352,6 +450,10 @@ func runList(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
+	exempt, err := m.ListExempt()
+	if err != nil {
+		return err
+	}
 	denied, err := blockmap.Denied(c.pinDir)
 	if err != nil {
 		return err
@@ -368,24 +470,29 @@ func runList(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	rows := make([]Row, 0, len(entries))
+	rows := make([]Row, 0, len(entries)+len(exempt))
 	for id, e := range entries {
 		r := Row{CgroupID: id, Active: e.Active(now), BreakGlass: e.Flags&blockmap.FlagBreakGlass != 0,
-			Denied: denied[id], Workload: names[e.WorkloadHash]}
+			Denied: denied[id], Workload: names[e.WorkloadHash], ExpiresIn: expiresIn(e.Remaining(now))}
 		if p, ok := paths[id]; ok {
 			r.Path, r.PodUID = p.path, p.uid
 		}
-		switch rem := e.Remaining(now); {
-		case rem < 0:
-			r.ExpiresIn = "never"
-		case rem == 0:
-			r.ExpiresIn = "expired"
-		default:
-			r.ExpiresIn = rem.Round(time.Second).String()
+		rows = append(rows, r)
+	}
+	for id, x := range exempt {
+		r := Row{CgroupID: id, PodUID: x.PodUID, Workload: x.Workload, Exempt: true, BreakGlass: true,
+			Denied: denied[id], ExpiresIn: expiresIn(x.Remaining(now))}
+		if p, ok := paths[id]; ok {
+			r.Path, r.PodUID = p.path, p.uid
 		}
 		rows = append(rows, r)
 	}
-	sort.Slice(rows, func(i, j int) bool { return rows[i].CgroupID < rows[j].CgroupID })
+	sort.Slice(rows, func(i, j int) bool {
+		if rows[i].CgroupID != rows[j].CgroupID {
+			return rows[i].CgroupID < rows[j].CgroupID
+		}
+		return !rows[i].Exempt && rows[j].Exempt
+	})
 	if *asJSON {
 		enc := json.NewEncoder(stdout)
 		for _, r := range rows {
@@ -396,10 +503,10 @@ func runList(args []string, stdout, stderr io.Writer) error {
 		return nil
 	}
 	tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "CGROUP_ID\tPOD_UID\tWORKLOAD\tEXPIRES_IN\tBREAK_GLASS\tDENIED\tPATH")
+	fmt.Fprintln(tw, "CGROUP_ID\tPOD_UID\tWORKLOAD\tSTATE\tEXPIRES_IN\tBREAK_GLASS\tDENIED\tPATH")
 	for _, r := range rows {
-		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%v\t%d\t%s\n", r.CgroupID, dash(r.PodUID), dash(r.Workload), r.ExpiresIn,
-			r.BreakGlass, r.Denied, dash(r.Path))
+		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%v\t%d\t%s\n", r.CgroupID, dash(r.PodUID), dash(r.Workload), r.State(),
+			r.ExpiresIn, r.BreakGlass, r.Denied, dash(r.Path))
 	}
 	if err := tw.Flush(); err != nil {
 		return err

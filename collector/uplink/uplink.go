@@ -107,8 +107,12 @@ func (u *Uplink) Report(s agent.Snapshot, health *api.AgentHealth) *api.NodeRepo
 			Delta: counters(w.Counts), ResponseLatency: w.Latency.Proto(), Outcomes: w.Outcomes.Proto()})
 	}
 	if u.enf != nil {
+		// A workload with pods lifted by break-glass on this node (`fanoutctl node unblock`) is reported with
+		// break_glass set: the node does not fully enforce it, so the aggregator counts it as not enforcing (a
+		// laggard) and does not adopt the trip from this report.
 		for _, b := range u.enf.Blocked() {
-			r.Blocked = append(r.Blocked, &api.BlockedEntry{Workload: b.Workload, Epoch: b.Epoch, Releasing: b.Releasing})
+			r.Blocked = append(r.Blocked, &api.BlockedEntry{Workload: b.Workload, Epoch: b.Epoch, Releasing: b.Releasing,
+				BreakGlass: b.Exempt > 0})
 		}
 		u.mu.Lock()
 		now := u.now()

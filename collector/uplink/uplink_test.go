@@ -14,6 +14,7 @@ import (
 type fakeEnforcer struct {
 	applied []enforce.Directive
 	blocked map[string]bool
+	exempt  map[string]int
 	refuse  string
 }
 
@@ -33,7 +34,7 @@ func (f *fakeEnforcer) Apply(d enforce.Directive) error {
 func (f *fakeEnforcer) Blocked() []enforce.BlockedWorkload {
 	var out []enforce.BlockedWorkload
 	for w := range f.blocked {
-		out = append(out, enforce.BlockedWorkload{Workload: w, Pods: 1, Epoch: 7})
+		out = append(out, enforce.BlockedWorkload{Workload: w, Pods: 1, Epoch: 7, Exempt: f.exempt[w]})
 	}
 	return out
 }
@@ -94,5 +95,21 @@ func TestWithoutEnforcerDirectivesAreOnlyLogged(t *testing.T) {
 	u.HandleDirective(report.Directive{Block: true, Workload: "DaemonSet/a/b"})
 	if r := u.Report(agent.Snapshot{Node: "n"}, &api.AgentHealth{}); len(r.GetBlocked()) != 0 {
 		t.Fatalf("no enforcer, yet blocked set %v", r.GetBlocked())
+	}
+}
+
+// Finding 4: a workload with pods lifted by break-glass on this node is reported with break_glass set (the node does
+// not fully enforce it); other blocked workloads are not.
+func TestExemptPodsReportedAsBreakGlass(t *testing.T) {
+	enf := &fakeEnforcer{blocked: map[string]bool{"Deployment/a/web": true, "Deployment/a/api": true},
+		exempt: map[string]int{"Deployment/a/web": 1}}
+	u := New(enf, "v", slog.New(slog.DiscardHandler))
+	r := u.Report(agent.Snapshot{Node: "n"}, &api.AgentHealth{})
+	got := map[string]bool{}
+	for _, b := range r.GetBlocked() {
+		got[b.GetWorkload()] = b.GetBreakGlass()
+	}
+	if len(got) != 2 || !got["Deployment/a/web"] || got["Deployment/a/api"] {
+		t.Fatalf("blocked set break_glass = %v, want web only", got)
 	}
 }
