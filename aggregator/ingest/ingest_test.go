@@ -2,6 +2,7 @@ package ingest
 
 import (
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -105,4 +106,40 @@ func FuzzConvert(f *testing.F) {
 			}
 		}
 	})
+}
+
+// Rates are computed over at least MinRateInterval: a 1 ns interval once scaled 5 requests to 5e9 req/s.
+func TestConvertRatesOverMinimumInterval(t *testing.T) {
+	for _, iv := range []time.Duration{time.Nanosecond, time.Millisecond, MinRateInterval / 2} {
+		rep := goodReport()
+		rep.Interval = durationpb.New(iv)
+		r, err := Convert(rep)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := 5 * float64(time.Second) / float64(MinRateInterval)
+		if got := r.Workloads[0].Counters.Requests; got != want {
+			t.Errorf("interval %s: %v req/s, want %v (5 requests over %s)", iv, got, want, MinRateInterval)
+		}
+	}
+}
+
+// Pods whose workload the agent has not resolved are one Unattributed bucket per report (per node), not a name each.
+func TestConvertFoldsPodsWithoutWorkload(t *testing.T) {
+	rep := goodReport()
+	for i := range 50 {
+		rep.Pods = append(rep.Pods, &api.PodDelta{Uid: fmt.Sprintf("orphan-%d", i), Namespace: "ns", Name: fmt.Sprintf("o%d", i),
+			Delta: &api.Counters{Requests: 2}})
+	}
+	r, err := Convert(rep)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(r.Workloads) != 2 {
+		t.Fatalf("%d workloads, want the named one and %s: %+v", len(r.Workloads), Unattributed, r.Workloads)
+	}
+	u := r.Workloads[1]
+	if u.Workload != Unattributed || u.Pods != 50 || u.Counters.Requests != 100 {
+		t.Fatalf("got %+v, want %s with 50 pods and 100 requests", u, Unattributed)
+	}
 }

@@ -1,6 +1,10 @@
 package ingest
 
-import "github.com/fanoutdev/fanout/aggregator/engine"
+import (
+	"time"
+
+	"github.com/fanoutdev/fanout/aggregator/engine"
+)
 
 // Per-stream limits on workload names an agent stream may introduce (finding 2: one credential once grew the
 // aggregator's memory without bound with 10,000 new names per report). Names over a limit are folded into the
@@ -14,18 +18,25 @@ const (
 
 // Limiter applies the per-stream name limits. One per agent stream; not safe for concurrent use.
 type Limiter struct {
+	now         func() time.Time
 	seen        map[string]struct{}
-	minuteStart int64
+	minuteStart time.Time
 	newInMinute int
 }
 
-// NewLimiter returns a limiter for one stream.
-func NewLimiter() *Limiter { return &Limiter{seen: map[string]struct{}{}} }
+// NewLimiter returns a limiter for one stream. The minute is measured on now (nil: time.Now), the aggregator's clock:
+// a report's own timestamp is the agent's word, and a stream that jumped it back or ahead would reset its minute.
+func NewLimiter(now func() time.Time) *Limiter {
+	if now == nil {
+		now = time.Now
+	}
+	return &Limiter{now: now, seen: map[string]struct{}{}}
+}
 
 // Apply folds the names r may not introduce into Unattributed and returns how many it folded.
 func (l *Limiter) Apply(r *engine.Report) int {
-	if r.Second-l.minuteStart >= 60 || r.Second < l.minuteStart {
-		l.minuteStart, l.newInMinute = r.Second, 0
+	if t := l.now(); t.Sub(l.minuteStart) >= time.Minute || t.Before(l.minuteStart) {
+		l.minuteStart, l.newInMinute = t, 0
 	}
 	folded, newHere := 0, 0
 	for i := range r.Workloads {

@@ -204,7 +204,7 @@ func (s *Server) Report(stream api.Aggregator_ReportServer) error {
 	defer cancel()
 	sendErr := make(chan error, 1)
 	go func() { sendErr <- s.sendLoop(ctx, stream) }()
-	lim := ingest.NewLimiter()
+	lim := ingest.NewLimiter(s.cfg.Now)
 	for {
 		rep, err := stream.Recv()
 		if errors.Is(err, io.EOF) {
