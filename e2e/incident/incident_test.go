@@ -63,8 +63,14 @@ func TestUnprotectedIncidentDegradesAPIServer(t *testing.T) {
 	if err := report.Write(&page, res.Report("unprotected")); err != nil {
 		t.Fatal(err)
 	}
-	if strings.Count(page.String(), "<svg ") != 3 || !strings.Contains(page.String(), "CPU by process group") {
-		t.Fatal("report lacks its three charts (rates, latency, CPU)")
+	for _, title := range []string{"API calls per second by workload", "API calls refused or failed per second",
+		"API server latency for an unrelated client", "CPU by process group"} {
+		if !strings.Contains(page.String(), title) {
+			t.Errorf("report lacks the chart %q", title)
+		}
+	}
+	if n := strings.Count(page.String(), `<svg xmlns="http://www.w3.org/2000/svg" class="plot"`); n < 4 {
+		t.Fatalf("report has %d charts, want rates, refusals, latency and CPU at least", n)
 	}
 	if c, ok := res.MeanCores(CPUAPIServer, res.Onset, res.IncidentEnd); !ok || c <= 0.05 {
 		t.Fatalf("kube-apiserver CPU during the incident: %.2f cores (sampled %v)", c, ok)
