@@ -205,13 +205,17 @@ func find(ms []incident.MetricSeries, metric, workload string) []incident.Metric
 }
 
 // findEstimate returns the aggregator's capacity estimate series in a unit (a name holding "capacity" and unit).
+// The capacity's source is a label (none, then learned), so each source is its own series: the one with the latest
+// point is the estimate now.
 func findEstimate(ms []incident.MetricSeries, unit string) []incident.MetricPoint {
+	var out []incident.MetricPoint
 	for _, m := range ms {
-		if strings.Contains(m.Name, "capacity") && strings.Contains(m.Name, unit) {
-			return m.Points
+		if strings.Contains(m.Name, "capacity") && strings.Contains(m.Name, unit) && len(m.Points) > 0 &&
+			(len(out) == 0 || m.Points[len(m.Points)-1].At.After(out[len(out)-1].At)) {
+			out = m.Points
 		}
 	}
-	return nil
+	return out
 }
 
 // findSeries returns the first series of metric whose labels contain label ("" for any).
