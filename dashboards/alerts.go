@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"regexp"
 	"strings"
+	"time"
 
 	"github.com/grafana/grafana-foundation-sdk/go/alerting"
 	"github.com/grafana/grafana-foundation-sdk/go/cog"
@@ -124,7 +125,7 @@ func GrafanaAlerts(promRules []byte) ([]byte, error) {
 		Groups     []group `json:"groups"`
 	}{APIVersion: 1}
 	for _, g := range f.Groups {
-		gg := group{OrgID: 1, Name: g.Name, Folder: "fanout", Interval: "1m"}
+		gg := group{OrgID: 1, Name: g.Name, Folder: "fanout", Interval: groupInterval(g.Rules)}
 		for _, r := range g.Rules {
 			if r.Alert == "" {
 				continue // recording rules have no Grafana alert counterpart
@@ -142,6 +143,24 @@ func GrafanaAlerts(promRules []byte) ([]byte, error) {
 		return nil, fmt.Errorf("encode grafana alert provisioning: %w", err)
 	}
 	return append([]byte(generatedHeader("#")), body...), nil
+}
+
+// groupInterval is how often Grafana evaluates a group: every minute, or as often as the group's shortest positive
+// `for` when that is shorter (in whole 10 s, at least 10 s). Grafana keeps a rule pending for whole evaluations, so a
+// `for: 30s` evaluated every minute would fire only after a minute.
+func groupInterval(rules []PromRule) string {
+	iv := time.Minute
+	for _, r := range rules {
+		// Durations Go cannot parse ("1d") are longer than a minute.
+		if d, err := time.ParseDuration(r.For); err == nil && d > 0 && d < iv {
+			iv = d
+		}
+	}
+	iv = max(iv.Truncate(10*time.Second), 10*time.Second)
+	if iv%time.Minute == 0 {
+		return fmt.Sprintf("%dm", iv/time.Minute)
+	}
+	return fmt.Sprintf("%ds", iv/time.Second)
 }
 
 var _ cog.Builder[alerting.Rule] = (*alerting.RuleBuilder)(nil)

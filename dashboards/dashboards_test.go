@@ -204,3 +204,26 @@ func TestDashboardsDecodeWithSDK(t *testing.T) {
 		}
 	}
 }
+
+// TestGroupInterval: Grafana evaluates a group as often as its shortest `for` needs (so `for: 30s` fires after 30 s,
+// not after the next minute), and every minute otherwise.
+func TestGroupInterval(t *testing.T) {
+	for _, c := range []struct {
+		fors []string
+		want string
+	}{
+		{nil, "1m"},
+		{[]string{"", "2m", "15m", "1d"}, "1m"},
+		{[]string{"2m", "30s"}, "30s"},
+		{[]string{"45s"}, "40s"},
+		{[]string{"5s"}, "10s"},
+	} {
+		var rules []PromRule
+		for _, f := range c.fors {
+			rules = append(rules, PromRule{Alert: "A", For: f})
+		}
+		if got := groupInterval(rules); got != c.want {
+			t.Errorf("groupInterval(%v) = %s, want %s", c.fors, got, c.want)
+		}
+	}
+}

@@ -71,6 +71,18 @@ func newFakeFleet(t *testing.T) *fakeFleet {
 	counter(f.agent, "fanout_agent_connects_denied_total", []string{"workload"}, wl[0])
 	counter(f.agent, "fanout_agent_sockets_destroyed_total", []string{"workload"}, wl[0])
 	counter(f.agent, "fanout_agent_block_refused_total", []string{"workload", "reason"}, []string{testWorkloads[1], "protected"})
+	gauge(f.agent, "fanout_agent_probe_mode", []string{"mode"}, []string{"sockops"})
+	gauge(f.agent, "fanout_agent_probe_handoff", nil, []string{}).WithLabelValues().Set(0)
+	for _, m := range []string{"failed_connects", "connect_timeouts", "resets", "retransmit_timeouts"} {
+		counter(f.agent, "fanout_workload_api_"+m+"_total", []string{"workload"}, wl...)
+	}
+	latency := prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "fanout_workload_api_response_latency_seconds",
+		Help: "latency", Buckets: prometheus.ExponentialBuckets(0.001, 4, 6)}, []string{"workload"})
+	f.agent.MustRegister(latency)
+	f.names["fanout_workload_api_response_latency_seconds"] = true
+	for _, v := range wl {
+		latency.WithLabelValues(v...).Observe(0.012)
+	}
 
 	gauge(f.aggregator, "fanout_aggregator_nodes_reporting", nil, []string{}).WithLabelValues().Set(2500)
 	counter(f.aggregator, "fanout_aggregator_reports_total", nil, []string{})
@@ -109,6 +121,11 @@ func newFakeFleet(t *testing.T) *fakeFleet {
 	counter(f.aggregator, "fanout_placement_dropped_total", nil, []string{})
 	gauge(f.aggregator, "fanout_placement_synced", nil, []string{})
 	gauge(f.aggregator, "fanout_workload_release_held", []string{"workload"}, wl[0])
+	counter(f.aggregator, "fanout_aggregator_names_folded_total", nil, []string{})
+	// Closed loop of the tripped workload: 2400 of 2500 nodes enforce.
+	gauge(f.aggregator, "fanout_workload_enforcement_coverage_ratio", []string{"workload"}, wl[0]).WithLabelValues(testWorkloads[0]).Set(0.96)
+	gauge(f.aggregator, "fanout_workload_enforcement_nodes_running", []string{"workload"}, wl[0]).WithLabelValues(testWorkloads[0]).Set(2500)
+	gauge(f.aggregator, "fanout_workload_enforcement_nodes_enforcing", []string{"workload"}, wl[0]).WithLabelValues(testWorkloads[0]).Set(2400)
 	for _, reg := range []*prometheus.Registry{f.agent, f.aggregator} {
 		b := prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "fanout_build_info", Help: "build"}, []string{"version"})
 		reg.MustRegister(b)

@@ -5,7 +5,8 @@ import (
 	"github.com/grafana/grafana-foundation-sdk/go/dashboard"
 )
 
-// Fleet is the fleet-wide dashboard: API traffic by workload, synchronization, detection state and decisions.
+// Fleet is the fleet-wide dashboard: API traffic by workload, synchronization, detection state and decisions, and the
+// enforcement of trips (coverage, held releases).
 func Fleet() (dashboard.Dashboard, error) {
 	b := dashboard.NewDashboardBuilder("fanout / fleet").
 		Uid("fanout-fleet").
@@ -52,6 +53,14 @@ func Fleet() (dashboard.Dashboard, error) {
 			`max by (workload) (fanout_workload_projected_load_ratio{`+WorkloadFilter+`})`, "{{workload}}")).
 		WithPanel(stateTimeline()).
 		WithPanel(bars("Decisions (trip / release / alert)", "Kill-switch decisions per interval by action and workload.",
-			`sum by (action, workload) (`+increaseSinceBirth(`fanout_decisions_total{`+WorkloadFilter+`}`)+`) > 0`, "{{action}} {{workload}}").Span(24))
+			`sum by (action, workload) (`+increaseSinceBirth(`fanout_decisions_total{`+WorkloadFilter+`}`)+`) > 0`, "{{action}} {{workload}}").Span(24)).
+		WithRow(dashboard.NewRowBuilder("Enforcement (closed loop)")).
+		WithPanel(series("Enforcement coverage by tripped workload", "Nodes enforcing the block at the trip's epoch over nodes running the workload, as the aggregator replica that sees most enforcing reports it (alert FanoutEnforcementIncomplete below 100 % for 30 s; `fanoutctl status` names the laggards and refusals).", "percentunit",
+			`max by (workload) (fanout_workload_enforcement_coverage_ratio{`+WorkloadFilter+`})`, "{{workload}}").Max(1)).
+		WithPanel(series("Nodes enforcing and running by tripped workload", "Nodes that report the block at the trip's epoch (enforcing) and nodes that run the workload (running).", "short",
+			`max by (workload) (fanout_workload_enforcement_nodes_enforcing{`+WorkloadFilter+`})`, "{{workload}} enforcing").
+			WithTarget(query(`max by (workload) (fanout_workload_enforcement_nodes_running{`+WorkloadFilter+`})`, "{{workload}} running"))).
+		WithPanel(series("Releases held for headroom", "1 while a tripped workload's due release is held because its projected return does not fit the learned API server headroom (alert FanoutReleaseHeldForHeadroom).", "short",
+			`max by (workload) (fanout_workload_release_held{`+WorkloadFilter+`})`, "{{workload}}").Max(1).Span(24))
 	return b.Build()
 }

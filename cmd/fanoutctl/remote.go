@@ -145,6 +145,7 @@ func printStatus(w io.Writer, st *api.StatusResponse, limit int) {
 			x.GetProjectedLoadRatio()*100, x.GetCostRatio()*100)
 	}
 	_ = tw.Flush()
+	printEnforcement(w, st.GetWorkloads())
 }
 
 func human(b float64) string {
