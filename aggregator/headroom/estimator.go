@@ -240,7 +240,7 @@ func (e *Estimator) Step(now time.Time, load Load, nodes *NodeSignals) Estimate 
 				case u > e.cfg.FitMax || inq > 0.05*limit || rej > 0:
 					e.addPoint(point{T: sec, R: l.Requests, X: l.RxBytes, U: math.Max(u, 1), S: true})
 					e.refit(sec)
-				case u >= e.cfg.FitMin:
+				case u >= e.cfg.FitMin && (e.uLat <= e.uSeats || u >= latencyFitMin):
 					e.addPoint(point{T: sec, R: l.Requests, X: l.RxBytes, U: u})
 					e.refit(sec)
 				}
@@ -275,6 +275,10 @@ func (e *Estimator) observeNodes(n *NodeSignals, load Load) {
 	}
 	e.uNode = u
 }
+
+// latencyFitMin: utilization read from latency alone is fitted only from here (latency 1.25x its baseline): below,
+// a GC pause or a slow disk moves it as much as load does.
+const latencyFitMin = 0.2
 
 // track follows the nodes' latency baseline: quickly down, slowly up.
 func track(base, x float64) float64 {
@@ -428,15 +432,18 @@ func (e *Estimator) fitEnvelope(pts []point, now int64, tau float64) fitResult {
 // bound corrects the fit with what saturation showed directly. While the API server was saturated, the load fanout
 // measured was what it could serve: the weighted median of load over utilization there caps each capacity (the fit
 // extrapolates from below, and utilization read from latency under-reads a many-core server until it is nearly
-// full). And a load it served well below saturation is a floor: a capacity learned during an overload caused by
-// something else (a slow etcd) does not outlive the evidence that the server carried more.
+// full). And a load served below saturation after the last saturated observation is a floor: a capacity learned
+// during an overload caused by something else (a slow etcd) does not outlive the newer evidence that the server
+// carried more. Loads served before the saturation are not: the server may since have become costlier.
 func (e *Estimator) bound(f *fitResult, pts, sat []point, now int64, tau float64) {
 	if len(sat) == 0 {
 		return
 	}
 	w := make([]float64, len(sat))
+	lastSat := int64(0)
 	for i, p := range sat {
 		w[i] = math.Exp(-float64(now-p.T) / tau)
+		lastSat = max(lastSat, p.T)
 	}
 	for _, d := range []struct {
 		cost  *float64
@@ -455,7 +462,9 @@ func (e *Estimator) bound(f *fitResult, pts, sat []point, now int64, tau float64
 		}
 		floor := 0.0
 		for _, p := range pts {
-			floor = math.Max(floor, d.load(&p)*math.Exp(-float64(now-p.T)/tau))
+			if p.T > lastSat {
+				floor = math.Max(floor, d.load(&p))
+			}
 		}
 		if floor > 1/(*d.cost) {
 			*d.cost = 1 / floor

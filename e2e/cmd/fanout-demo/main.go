@@ -30,7 +30,7 @@ import (
 const defaultAggregatorArgs = "--headroom.apiserver-url={apiserver} --headroom.token-file={apiserver-token} --headroom.ca-file={apiserver-ca} " +
 	"--placement.watch --kubeconfig={kubeconfig} " +
 	"--fleet.warmup=5s --killswitch.overload-sustain=5s --killswitch.min-hold=60s " +
-	"--killswitch.ramp-duration=20s --killswitch.ramp-steps=4 --killswitch.ramp-jitter=20s " +
+	"--killswitch.ramp-duration=20s --killswitch.ramp-steps=4 " +
 	"--killswitch.protected=DaemonSet/kube-system/kube-proxy,DaemonSet/kube-system/node-problem-detector"
 
 func main() {
