@@ -1071,7 +1071,11 @@ type WorkloadStatus struct {
 	Laggards       []string       `protobuf:"bytes,17,rep,name=laggards,proto3" json:"laggards,omitempty"`
 	Refusals       []*NodeRefusal `protobuf:"bytes,18,rep,name=refusals,proto3" json:"refusals,omitempty"`
 	// nodes_enforcing / nodes_running (1 when no node runs it); only for tripped workloads.
-	Coverage      float64 `protobuf:"fixed64,19,opt,name=coverage,proto3" json:"coverage,omitempty"` // Field numbers 20-29 are reserved for enforcement coverage (issue 10), 30-49 for headroom (issue 9).
+	Coverage float64 `protobuf:"fixed64,19,opt,name=coverage,proto3" json:"coverage,omitempty"`
+	// Field numbers 20-29 are reserved for enforcement coverage (issue 10), 30-49 for headroom (issue 9).
+	// Why a tripped workload past its minimum hold is not released: its projected return does not fit the headroom
+	// (empty when it is not held back).
+	Held          string `protobuf:"bytes,30,opt,name=held,proto3" json:"held,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1237,6 +1241,13 @@ func (x *WorkloadStatus) GetCoverage() float64 {
 		return x.Coverage
 	}
 	return 0
+}
+
+func (x *WorkloadStatus) GetHeld() string {
+	if x != nil {
+		return x.Held
+	}
+	return ""
 }
 
 // NodeRefusal is one node's refusal of a trip, with its reason.
@@ -1753,7 +1764,7 @@ const file_fanout_proto_rawDesc = "" +
 	"\x04sent\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\x04sent\x12!\n" +
 	"\fstate_synced\x18\x05 \x01(\bR\vstateSynced\x12 \n" +
 	"\vincarnation\x18\x06 \x01(\x04R\vincarnation\"\x0f\n" +
-	"\rStatusRequest\"\x9a\x05\n" +
+	"\rStatusRequest\"\xae\x05\n" +
 	"\x0eWorkloadStatus\x12\x1a\n" +
 	"\bworkload\x18\x01 \x01(\tR\bworkload\x12\x14\n" +
 	"\x05state\x18\x02 \x01(\tR\x05state\x12$\n" +
@@ -1775,7 +1786,8 @@ const file_fanout_proto_rawDesc = "" +
 	"\x0fnodes_enforcing\x18\x10 \x01(\rR\x0enodesEnforcing\x12\x1a\n" +
 	"\blaggards\x18\x11 \x03(\tR\blaggards\x122\n" +
 	"\brefusals\x18\x12 \x03(\v2\x16.fanout.v1.NodeRefusalR\brefusals\x12\x1a\n" +
-	"\bcoverage\x18\x13 \x01(\x01R\bcoverage\"9\n" +
+	"\bcoverage\x18\x13 \x01(\x01R\bcoverage\x12\x12\n" +
+	"\x04held\x18\x1e \x01(\tR\x04held\"9\n" +
 	"\vNodeRefusal\x12\x12\n" +
 	"\x04node\x18\x01 \x01(\tR\x04node\x12\x16\n" +
 	"\x06reason\x18\x02 \x01(\tR\x06reason\"\xc0\x03\n" +

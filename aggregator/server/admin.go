@@ -30,7 +30,7 @@ func (s *Server) Status(ctx context.Context, _ *api.StatusRequest) (*api.StatusR
 			Workload: w.Workload, State: w.State.String(), RequestsPerS: w.Now.Requests, RxBytesPerS: w.Now.RxBytes,
 			ConnectsPerS: w.Now.Connects, Pods: w.Pods, Nodes: w.Nodes, SynchronizedNodes: uint32(w.SyncNodes),
 			ProjectedLoadRatio: w.ProjectedRatio, BaselineRequestsPerS: w.BaselineRequests, Protected: w.Protected,
-			Reason: w.Reason, Epoch: w.Epoch, CostRatio: w.CostRatio,
+			Reason: w.Reason, Epoch: w.Epoch, CostRatio: w.CostRatio, Held: w.Held,
 		}
 		if c, ok := cover[w.Workload]; ok {
 			ws.NodesRunning, ws.NodesEnforcing, ws.Laggards, ws.Coverage = uint32(c.Running), uint32(c.Enforcing), c.Laggards, c.Ratio()

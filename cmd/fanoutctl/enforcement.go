@@ -48,6 +48,9 @@ func printEnforcement(w io.Writer, workloads []*api.WorkloadStatus) {
 				return printable(r.GetNode()) + " (" + printable(r.GetReason()) + ")"
 			}))
 		}
+		if h := x.GetHeld(); h != "" {
+			fmt.Fprintf(w, "    held:     %s\n", printable(h))
+		}
 	}
 }
 

@@ -28,7 +28,8 @@ func TestStatusShowsEnforcement(t *testing.T) {
 		{Workload: "DaemonSet/monitoring/agent", State: "trip", NodesRunning: 40, NodesEnforcing: 10, Coverage: 0.25,
 			Laggards: laggards,
 			Refusals: []*api.NodeRefusal{{Node: "node-00", Reason: "protected"}, {Node: "node-01", Reason: "exempt\nforged line"}}},
-		{Workload: "Deployment/shop/batch", State: "trip", NodesRunning: 3, NodesEnforcing: 3, Coverage: 1},
+		{Workload: "Deployment/shop/batch", State: "trip", NodesRunning: 3, NodesEnforcing: 3, Coverage: 1,
+			Held: "projected return 130% of the learned capacity"},
 		{Workload: "Job/shop/gone", State: "trip", Coverage: 1},
 		{Workload: "Deployment/shop/api", State: "trip", NodesRunning: 200, NodesEnforcing: 199, Coverage: 0.995,
 			Laggards: []string{"node-x"}},
@@ -45,6 +46,7 @@ func TestStatusShowsEnforcement(t *testing.T) {
   Deployment/shop/api  enforcing 199 of 200 nodes (99%)
     laggards: node-x
   Deployment/shop/batch  enforcing 3 of 3 nodes (100%)
+    held:     projected return 130% of the learned capacity
   Job/shop/gone  enforcing 0 of 0 nodes (100%)
 `
 	if got != want {
