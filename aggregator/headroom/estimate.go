@@ -49,7 +49,10 @@ type Estimate struct {
 	Samples int
 	Spread  float64
 	// APIServerFresh: a replica's metrics arrived within the staleness window.
-	APIServerFresh      bool
+	APIServerFresh bool
+	// Saturated: the API server's last reading showed it serving all it can (latency over 10x its baseline, or
+	// utilization past the fit range, queueing or rejections); Utilization is then at least 1.
+	Saturated           bool
 	LastAPIServerSample time.Time
 }
 
@@ -95,6 +98,9 @@ func (e *Estimate) String() string {
 	util := ""
 	if e.UtilizationSource != "" && e.Source != SourceFlag {
 		util = fmt.Sprintf(", utilization %.0f%% (%s)", e.Utilization*100, e.UtilizationSource)
+		if e.Saturated {
+			util = fmt.Sprintf(", saturated (%s)", e.UtilizationSource)
+		}
 	}
 	return fmt.Sprintf("capacity %.0f req/s / %s/s (%s, confidence %.2f, %d samples%s)%s",
 		e.CapacityRequestsPerS, bytesStr(e.CapacityRxBytesPerS), e.Source, e.Confidence, e.Samples, prior, util)

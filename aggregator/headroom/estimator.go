@@ -85,10 +85,10 @@ type replica struct {
 
 // point is one fit observation: fanout's load and the API server's utilization at one scrape.
 type point struct {
-	T    int64   `json:"t"` // unix seconds
-	R    float64 `json:"r"`
-	X    float64 `json:"x"`
-	U    float64 `json:"u"`
+	T int64   `json:"t"` // unix seconds
+	R float64 `json:"r"`
+	X float64 `json:"x"`
+	U float64 `json:"u"`
 	// S marks a saturated observation (utilization past the fit range, queueing or rejections): the API server was
 	// serving all it could, so the load then was its capacity.
 	S    bool `json:"s,omitempty"`
@@ -116,6 +116,9 @@ type Estimator struct {
 	est                 Estimate
 	lastSample          time.Time
 	uSeats, uLat, uNode float64
+	// saturated: the last API server reading showed it serving all it can (utilization past FitMax, queueing or
+	// rejections).
+	saturated bool
 }
 
 type fitResult struct {
@@ -214,7 +217,7 @@ func (e *Estimator) Step(now time.Time, load Load, nodes *NodeSignals) Estimate 
 		}
 	}
 	if !fresh {
-		e.uSeats, e.uLat = -1, -1
+		e.uSeats, e.uLat, e.saturated = -1, -1, false
 	}
 	if fresh && e.pending {
 		e.pending = false
@@ -234,10 +237,12 @@ func (e *Estimator) Step(now time.Time, load Load, nodes *NodeSignals) Estimate 
 		}
 		// Seats miss a CPU-bound API server (few seats held, each request slow); latency misses a server with idle
 		// cores and full seats. Each is a lower bound on how busy it is: the larger one is used.
-		if u := math.Max(e.uSeats, e.uLat); u >= 0 {
+		u := math.Max(e.uSeats, e.uLat)
+		e.saturated = u > e.cfg.FitMax || limit > 0 && inq > 0.05*limit || rej > 0
+		if u >= 0 {
 			if l, ok := e.loadBefore(sec); ok && (l.Requests > 0 || l.RxBytes > 0) {
 				switch {
-				case u > e.cfg.FitMax || inq > 0.05*limit || rej > 0:
+				case e.saturated:
 					e.addPoint(point{T: sec, R: l.Requests, X: l.RxBytes, U: math.Max(u, 1), S: true})
 					e.refit(sec)
 				case u >= e.cfg.FitMin && (e.uLat <= e.uSeats || u >= latencyFitMin):
@@ -359,6 +364,12 @@ func (e *Estimator) estimate(now time.Time, fresh bool, load Load) Estimate {
 		if e.uNode >= 0 && (e.uNode > est.Utilization || !est.Known()) {
 			est.Utilization, est.UtilizationSource = e.uNode, FromNodes
 		}
+	}
+	if fresh && e.saturated {
+		// Serving all it can: utilization read from latency approaches 1 only asymptotically, and queueing or
+		// rejections mean the demand is past what the seats show.
+		est.Saturated = true
+		est.Utilization = math.Max(est.Utilization, 1)
 	}
 	e.est = est
 	return est

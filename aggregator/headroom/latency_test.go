@@ -2,6 +2,7 @@ package headroom
 
 import (
 	"math"
+	"strings"
 	"testing"
 	"time"
 )
@@ -124,5 +125,24 @@ func TestLatencyBaselinesBoundedAndPersisted(t *testing.T) {
 	bad := APIServerSample{Time: t0.Add(time.Hour), Replica: "r", Latencies: []KeyedLatency{{Key: "x", Count: 1, Mean: math.NaN()}}}
 	if err := e.ObserveAPIServer(bad); err == nil {
 		t.Fatal("NaN latency accepted")
+	}
+}
+
+// Latency 10x its baseline is saturation: the utilization in force reaches 1 (the overload rule's bar), which a
+// utilization read from latency alone (1 - 1/inflation) never would.
+func TestLatencySaturationReachesOne(t *testing.T) {
+	e := newEst(t)
+	c := &cpuBound{capR: 400}
+	drive(t, e, c, 0, 120, func(int) float64 { return 8 }, 0.1)
+	est := drive(t, e, c, 120, 20, func(int) float64 { return 395 }, 0.1)
+	if !est.Saturated || est.Utilization < 1 || est.UtilizationLatency >= 1 {
+		t.Fatalf("saturated server: saturated %v, utilization %.2f (latency %.2f)", est.Saturated, est.Utilization, est.UtilizationLatency)
+	}
+	if !strings.Contains(est.String(), "saturated (latency)") {
+		t.Fatalf("reason does not say saturated: %s", est.String())
+	}
+	est = drive(t, e, c, 140, 20, func(int) float64 { return 200 }, 0.1)
+	if est.Saturated || est.Utilization >= 1 {
+		t.Fatalf("half-loaded server read as saturated: %s", est.String())
 	}
 }

@@ -20,9 +20,9 @@ const MaxStateBytes = 1 << 20
 // state is what survives a restart: the fit's points and the learned latency baselines. Per-replica scrape state is
 // not kept (counters restart their deltas).
 type state struct {
-	Version  int     `json:"version"`
-	SavedAt  int64   `json:"saved_at"`
-	Points   []point `json:"points"`
+	Version int     `json:"version"`
+	SavedAt int64   `json:"saved_at"`
+	Points  []point `json:"points"`
 	// DurBase is the baseline of the request duration of every kind together (state files of earlier versions, and
 	// sources that do not tell kinds apart); LatencyBase holds the per-kind baselines.
 	DurBase     float64            `json:"duration_baseline_s"`
