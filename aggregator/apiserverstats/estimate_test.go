@@ -9,7 +9,11 @@ import (
 )
 
 // The estimator, fed the readings of the recorded pages and the LIST load that produced them (as fanout's kernels
-// would measure it: LISTs/s and their response bytes/s), learns a capacity within the range those pages imply.
+// would measure it: LISTs/s and their response bytes/s), learns the capacity the recording shows. The server was
+// CPU-bound (2 cores): tripling the LIST loops from 8 to 24 raised the LISTs served only from 2.85/s to 3.51/s, a
+// throughput plateau, while its seats stayed at 11% and 32% of their limit. Its capacity is therefore the plateau
+// (between the load phase's throughput and a little above the overload phase's), not the 3-9x more that reading
+// seats as utilization would imply.
 func TestEstimatorOnRecordedPages(t *testing.T) {
 	meta := loadMeta(t)
 	est, err := headroom.New(headroom.DefaultConfig())
@@ -51,11 +55,21 @@ func TestEstimatorOnRecordedPages(t *testing.T) {
 			}
 		}
 	}
-	t.Logf("estimate: %s; pages imply %.0f..%.0f MB/s", last.String(), lo/1e6, hi/1e6)
+	var load, overload float64
+	for _, p := range meta.Phases {
+		switch p.Name {
+		case "load":
+			load = p.ListsPerS * listBytes
+		case "overload":
+			overload = p.ListsPerS * listBytes
+		}
+	}
+	t.Logf("estimate: %s; served %.0f MB/s at 8 loops, %.0f MB/s at 24; seats would imply %.0f..%.0f MB/s",
+		last.String(), load/1e6, overload/1e6, lo/1e6, hi/1e6)
 	if !last.Known() || last.Source != headroom.SourceLearned {
 		t.Fatalf("nothing learned: %+v", last)
 	}
-	if c := last.CapacityRxBytesPerS; c < 0.9*lo || c > 1.1*hi {
-		t.Fatalf("capacity %.0f MB/s outside what the pages imply (%.0f..%.0f)", c/1e6, lo/1e6, hi/1e6)
+	if c := last.CapacityRxBytesPerS; c < 0.9*load || c > 1.3*overload {
+		t.Fatalf("capacity %.0f MB/s outside the plateau the pages show (%.0f..%.0f MB/s)", c/1e6, 0.9*load/1e6, 1.3*overload/1e6)
 	}
 }

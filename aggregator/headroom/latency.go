@@ -86,6 +86,11 @@ func (b *baselines) observe(ks []KeyedLatency, busy bool) (inflation, weight flo
 		}
 		kb := b.base[k.Key]
 		if kb == nil {
+			if busy && weight > 0 {
+				// A kind first seen while the known ones are slow (a rollout's new requests) would take the overload
+				// as its normal and dilute the inflation: it waits for a calm reading.
+				continue
+			}
 			if len(b.base) >= MaxLatencyKeys {
 				b.evictOldest()
 			}

@@ -146,3 +146,28 @@ func TestLatencySaturationReachesOne(t *testing.T) {
 		t.Fatalf("half-loaded server read as saturated: %s", est.String())
 	}
 }
+
+// The requests a rollout brings (kinds never seen before) arrive with the overload: they do not take it as their
+// baseline, so they do not dilute what the known kinds show.
+func TestNewKindsDuringOverloadDoNotDilute(t *testing.T) {
+	e := newEst(t)
+	c := &cpuBound{capR: 400}
+	drive(t, e, c, 0, 120, func(int) float64 { return 8 }, 0.1)
+	var est Estimate
+	for s := 120; s < 160; s++ {
+		now := t0.Add(time.Duration(s) * time.Second)
+		if s%5 == 0 {
+			smp := c.sample(now, 396, 0.1)
+			// The rollout's discovery GETs and LISTs: many, new, already slow.
+			smp.Latencies = append(smp.Latencies, KeyedLatency{Key: "GET /discovery/ cluster", Count: 5 * 300, Mean: 0.5},
+				KeyedLatency{Key: "LIST /pods/ cluster", Count: 5 * 50, Mean: 40})
+			if err := e.ObserveAPIServer(smp); err != nil {
+				t.Fatal(err)
+			}
+		}
+		est = e.Step(now, Load{Requests: 396, RxBytes: 396e4}, nil)
+	}
+	if !est.Saturated {
+		t.Fatalf("new kinds diluted the overload: latency utilization %.2f", est.UtilizationLatency)
+	}
+}
