@@ -177,10 +177,13 @@ func (s *Switch) Step(r *detect.Result) []Decision {
 	seen := make(map[string]bool, len(r.Findings))
 	// The top unprotected overload contributor is the only overload trip candidate.
 	topOverload := ""
-	if s.overloadFor >= secs(cfg.OverloadSustain) && !suppressed {
+	if s.overloadFor >= secs(cfg.OverloadSustain) {
 		for _, w := range r.Contributors {
 			if !s.Protected(w) {
-				if e := s.entries[w]; e == nil || (e.state != Trip && e.state != Releasing) {
+				// A fleet-wide surge (every workload relisting after an API server restart) holds overload trips,
+				// unless one workload carries most of the rise: a saturated API server makes every client's calls
+				// bunch up together, which reads as a fleet-wide surge while one rollout is the cause.
+				if e := s.entries[w]; (e == nil || (e.state != Trip && e.state != Releasing)) && (!suppressed || dominant(r, w)) {
 					topOverload = w
 				}
 				break
@@ -491,4 +494,23 @@ func unenforceable(workload string) string {
 		return "host process, not a pod"
 	}
 	return ""
+}
+
+// dominantShare: a workload whose load above baseline is at least this share of every workload's together carries
+// the overload alone.
+const dominantShare = 0.6
+
+// dominant reports whether workload w carries most of the second's load above baseline.
+func dominant(r *detect.Result, w string) bool {
+	var total, own float64
+	for i := range r.Findings {
+		f := &r.Findings[i]
+		if f.ExcessShare > 0 {
+			total += f.ExcessShare
+			if f.Workload == w {
+				own = f.ExcessShare
+			}
+		}
+	}
+	return total > 0 && own >= dominantShare*total
 }

@@ -226,3 +226,49 @@ func TestReleaseStartsEvidenceAfresh(t *testing.T) {
 		t.Fatalf("a surge that persists after the release must re-trip, got %q", a)
 	}
 }
+
+// overloaded is a saturated API server whose load above baseline is spread as shares (workload -> excess share), all
+// workloads bunching together (a fleet-wide surge as the saturation makes every client's calls arrive at once).
+func overloaded(sec int64, shares map[string]float64) *detect.Result {
+	r := &detect.Result{Second: sec, Utilization: 1.2, Overloaded: true, FleetWide: true}
+	for _, w := range []string{"DaemonSet/kube-system/kube-proxy", "DaemonSet/monitoring/telemetry", "Deployment/a/b", "Deployment/c/d"} {
+		f := detect.Finding{Workload: w, Surge: true, CollapseETA: -1, ExcessShare: shares[w], View: fleet.View{Name: w}}
+		if f.ExcessShare >= 0.1 {
+			f.Contributor = true
+			r.Contributors = append(r.Contributors, w)
+		}
+		r.Findings = append(r.Findings, f)
+	}
+	// Contributors by share, largest first, as detect orders them.
+	for i := 1; i < len(r.Contributors); i++ {
+		for j := i; j > 0 && shares[r.Contributors[j]] > shares[r.Contributors[j-1]]; j-- {
+			r.Contributors[j], r.Contributors[j-1] = r.Contributors[j-1], r.Contributors[j]
+		}
+	}
+	return r
+}
+
+// An overload one workload carries trips it even while every workload's calls surge together; an overload spread
+// over many workloads during a fleet-wide surge (a relist after an API server restart) trips nothing.
+func TestOverloadTripDuringFleetWideSurgeOnlyWhenOneWorkloadDominates(t *testing.T) {
+	s := New(cfg())
+	tripped := ""
+	for sec := int64(0); sec < 60 && tripped == ""; sec++ {
+		for _, d := range s.Step(overloaded(sec, map[string]float64{"DaemonSet/monitoring/telemetry": 0.9, "Deployment/a/b": 0.05, "Deployment/c/d": 0.1})) {
+			if d.Action == ActionTrip {
+				tripped = d.Workload
+			}
+		}
+	}
+	if tripped != "DaemonSet/monitoring/telemetry" {
+		t.Fatalf("dominant overload contributor not tripped during a fleet-wide surge (tripped %q)", tripped)
+	}
+	s = New(cfg())
+	for sec := int64(0); sec < 60; sec++ {
+		for _, d := range s.Step(overloaded(sec, map[string]float64{"DaemonSet/monitoring/telemetry": 0.3, "Deployment/a/b": 0.25, "Deployment/c/d": 0.3})) {
+			if d.Action == ActionTrip {
+				t.Fatalf("tripped %s for an overload spread over a fleet-wide surge", d.Workload)
+			}
+		}
+	}
+}
