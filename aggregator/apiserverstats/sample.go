@@ -14,7 +14,7 @@ func (r *Reading) Sample() headroom.APIServerSample {
 		ExecutingSeats: r.ExecutingSeats, LimitSeats: r.NominalSeats, InQueue: r.Inqueue,
 		RejectedTotal: r.RejectedTotal,
 		Wait:          summary(r.Wait), Duration: summary(r.Latency),
-		Latencies:     kinds(r.Kinds),
+		Latencies: kinds(r.Kinds),
 	}
 }
 

@@ -39,7 +39,7 @@ func main() {
 	flag.IntVar(&cfg.SeedPods, "seed-pods", 2000, "pods seeded so cluster-wide LISTs are expensive")
 	flag.IntVar(&cfg.TelemetryWorkers, "telemetry-workers", 8, "cluster-wide LIST loops per telemetry pod (with --kubectl=false)")
 	useKubectl := flag.Bool("kubectl", true, "the telemetry pods run a real kubectl (built from the module proxy at the API server's version)")
-	flag.IntVar(&cfg.KubectlLoops, "kubectl-loops", 4, "loops of `kubectl get pods -A -o json` per telemetry pod")
+	flag.IntVar(&cfg.KubectlLoops, "kubectl-loops", 12, "loops of `kubectl get pods -A -o json` per telemetry pod")
 	flag.DurationVar(&cfg.Baseline, "baseline", 20*time.Second, "healthy period before the telemetry rollout")
 	flag.DurationVar(&cfg.Rollout, "rollout", 5*time.Second, "telemetry rollout spread")
 	flag.DurationVar(&cfg.Incident, "incident", 40*time.Second, "incident window after the rollout")
