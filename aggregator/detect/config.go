@@ -42,6 +42,9 @@ type Config struct {
 	FleetWideFraction     float64
 
 	OverloadAlert float64
+	// ModelMinConfidence: below this confidence a learned capacity does not overrule the utilization the API server
+	// shows now (a fit from one or two samples can be far off).
+	ModelMinConfidence float64
 	// TopShare: a workload is an overload contributor when its load above baseline is at least this share.
 	TopShare float64
 }
@@ -67,6 +70,7 @@ func DefaultConfig() Config {
 		FleetWideMinWorkloads: 3,
 		FleetWideFraction:     0.5,
 		OverloadAlert:         0.9,
+		ModelMinConfidence:    0.2,
 		TopShare:              0.1,
 	}
 }
@@ -93,5 +97,6 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.IntVar(&c.FleetWideMinWorkloads, "detect.fleet-wide-min-workloads", c.FleetWideMinWorkloads, "workloads surging together that mark a fleet-wide (restart) surge")
 	fs.Float64Var(&c.FleetWideFraction, "detect.fleet-wide-fraction", c.FleetWideFraction, "fraction of workloads surging together that marks a fleet-wide surge")
 	fs.Float64Var(&c.OverloadAlert, "detect.overload-alert", c.OverloadAlert, "total utilization that raises overload alerts with attribution")
+	fs.Float64Var(&c.ModelMinConfidence, "detect.model-min-confidence", c.ModelMinConfidence, "below this confidence a learned capacity does not overrule the API server's measured utilization")
 	fs.Float64Var(&c.TopShare, "detect.top-share", c.TopShare, "share of capacity above baseline that makes a workload an overload contributor")
 }

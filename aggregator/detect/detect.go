@@ -155,9 +155,10 @@ func (d *Detector) Evaluate(s *fleet.Snapshot, res *Result) {
 	res.scale = k
 	res.ModelUtilization = d.Utilization(scale(s.Total, k))
 	res.Utilization = res.ModelUtilization
-	if est.Source == headroom.SourceLearned && est.UtilizationSource != headroom.FromModel && est.Utilization > res.Utilization {
+	if est.Source == headroom.SourceLearned && est.UtilizationSource != headroom.FromModel &&
+		(est.Utilization > res.Utilization || est.Confidence < cfg.ModelMinConfidence) {
 		// What the API server says now wins over the model when it is busier (load fanout does not see, a model
-		// that lags).
+		// that lags), and always while the model rests on too few samples to overrule it.
 		res.Utilization = est.Utilization
 	}
 	for i := range s.Workloads {

@@ -5,6 +5,7 @@ import (
 	"testing"
 
 	"github.com/fanoutdev/fanout/aggregator/fleet"
+	"github.com/fanoutdev/fanout/aggregator/headroom"
 )
 
 func snap(sec int64, nodes int, views ...fleet.View) *fleet.Snapshot {
@@ -100,5 +101,25 @@ func TestProjectionUsesPlacement(t *testing.T) {
 	d.Evaluate(snap(101, 1000, ds, other), &res)
 	if res.Findings[0].TargetPods != 1000 {
 		t.Fatalf("without placement: target %d, want the 1000 nodes", res.Findings[0].TargetPods)
+	}
+}
+
+// A learned capacity resting on one sample does not overrule what the API server shows now: a model that says 6x
+// over capacity while the API server's latency says 20% busy is not an overload.
+func TestLowConfidenceModelDoesNotOverruleMeasured(t *testing.T) {
+	d := New(DefaultConfig())
+	var res Result
+	web := fleet.View{ID: 0, Name: "Deployment/shop/web", Kind: "Deployment", Pods: 10, MaxPods: 10, Nodes: 10,
+		Now: fleet.Counters{Requests: 360}, BaseRequests: 60}
+	for _, c := range []struct {
+		confidence float64
+		overloaded bool
+	}{{0.02, false}, {0.8, true}} {
+		d.SetEstimate(headroom.Estimate{Source: headroom.SourceLearned, CapacityRequestsPerS: 58, Confidence: c.confidence,
+			Utilization: 0.2, UtilizationSource: headroom.FromLatency, APIServerFresh: true})
+		d.Evaluate(snap(10, 10, web), &res)
+		if res.Overloaded != c.overloaded {
+			t.Fatalf("confidence %.2f: overloaded %v (utilization %.2f, model %.2f)", c.confidence, res.Overloaded, res.Utilization, res.ModelUtilization)
+		}
 	}
 }
