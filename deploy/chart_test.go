@@ -164,7 +164,7 @@ func TestAgentLeastPrivilege(t *testing.T) {
 	if len(aggRole.Rules) != 1 || !slices.Equal(aggRole.Rules[0].Resources, []string{"daemonsets", "deployments", "statefulsets"}) {
 		t.Errorf("aggregator remediation role must cover exactly apps daemonsets, deployments, statefulsets: %+v", aggRole.Rules)
 	}
-	// Without remediation, the aggregator holds no API permissions at all.
+	// Without remediation, the aggregator holds no remediation permissions (its read-only grants: TestAggregatorHeadroom).
 	if find(decodeObjects(t, render(t)), "ClusterRole", "fanout-aggregator-remediation") != nil {
 		t.Error("remediation role rendered although remediation is disabled")
 	}
@@ -272,5 +272,106 @@ func TestProtectedWorkloads(t *testing.T) {
 		if !slices.Contains(agg, own) {
 			t.Errorf("%s not protected: %v", own, agg)
 		}
+	}
+}
+
+// TestAggregatorHeadroom checks how the chart wires the headroom source, the placement watch and the persisted state,
+// and that the aggregator's read-only grants follow the values: /metrics only when it scrapes the API server, the
+// workload kinds only with the placement watch, EndpointSlices (list, in default) only for in-cluster discovery.
+func TestAggregatorHeadroom(t *testing.T) {
+	type want struct {
+		source    string // the --headroom.* source flag
+		watch     bool
+		metrics   bool // get /metrics granted
+		discovery bool // the EndpointSlice Role rendered
+	}
+	for _, c := range []struct {
+		name string
+		sets []string
+		want want
+	}{
+		{"default", nil, want{"--headroom.apiserver-url=in-cluster", true, true, true}},
+		{"explicit", []string{"aggregator.headroom.apiserverURLs={https://10.0.0.1:6443,https://10.0.0.2:6443}"},
+			want{"--headroom.apiserver-url=https://10.0.0.1:6443,https://10.0.0.2:6443", true, true, false}},
+		{"prometheus", []string{"aggregator.headroom.prometheusURL=http://prom:9090"},
+			want{"--headroom.prometheus-url=http://prom:9090", true, false, false}},
+		{"prometheus-no-watch", []string{"aggregator.headroom.prometheusURL=http://prom:9090", "aggregator.placement.watch=false"},
+			want{"--headroom.prometheus-url=http://prom:9090", false, false, false}},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			objs := decodeObjects(t, render(t, c.sets...))
+			dep := convert[appsv1.Deployment](t, find(objs, "Deployment", "fanout-aggregator"))
+			spec := dep.Spec.Template.Spec
+			ctr := spec.Containers[0]
+			var sources []string
+			for _, a := range ctr.Args {
+				if strings.HasPrefix(a, "--headroom.apiserver-url") || strings.HasPrefix(a, "--headroom.prometheus-url") {
+					sources = append(sources, a)
+				}
+			}
+			if !slices.Equal(sources, []string{c.want.source}) {
+				t.Errorf("headroom source %v, want %s", sources, c.want.source)
+			}
+			for _, a := range []string{"--headroom.interval=5s", "--state.file=/var/lib/fanout/trips.json", "--headroom.state-file=/var/lib/fanout/headroom.json"} {
+				if !slices.Contains(ctr.Args, a) {
+					t.Errorf("no %s in %v", a, ctr.Args)
+				}
+			}
+			if got := slices.Contains(ctr.Args, "--placement.watch"); got != c.want.watch {
+				t.Errorf("--placement.watch passed: %v, want %v", got, c.want.watch)
+			}
+			// The state files live on a writable emptyDir; the root filesystem stays read-only.
+			if sc := ctr.SecurityContext; sc == nil || sc.ReadOnlyRootFilesystem == nil || !*sc.ReadOnlyRootFilesystem {
+				t.Error("aggregator root filesystem not read-only")
+			}
+			i := slices.IndexFunc(ctr.VolumeMounts, func(m corev1.VolumeMount) bool { return m.MountPath == "/var/lib/fanout" })
+			if i < 0 || ctr.VolumeMounts[i].ReadOnly {
+				t.Fatalf("no writable mount at /var/lib/fanout: %+v", ctr.VolumeMounts)
+			}
+			j := slices.IndexFunc(spec.Volumes, func(v corev1.Volume) bool { return v.Name == ctr.VolumeMounts[i].Name })
+			if j < 0 || spec.Volumes[j].EmptyDir == nil {
+				t.Errorf("/var/lib/fanout is not an emptyDir: %+v", spec.Volumes)
+			}
+			// The token is mounted exactly when the aggregator calls the API server.
+			if am := spec.AutomountServiceAccountToken; am == nil || *am != (c.want.watch || c.want.metrics) {
+				t.Errorf("automountServiceAccountToken %v, want %v", am, c.want.watch || c.want.metrics)
+			}
+			var rules []rbacv1.PolicyRule
+			if o := find(objs, "ClusterRole", "fanout-aggregator-headroom"); o != nil {
+				rules = convert[rbacv1.ClusterRole](t, o).Rules
+			}
+			hasMetrics := slices.ContainsFunc(rules, func(r rbacv1.PolicyRule) bool {
+				return slices.Equal(r.NonResourceURLs, []string{"/metrics"}) && slices.Equal(r.Verbs, []string{"get"})
+			})
+			hasKinds := slices.ContainsFunc(rules, func(r rbacv1.PolicyRule) bool { return slices.Contains(r.Resources, "replicasets") })
+			if hasMetrics != c.want.metrics || hasKinds != c.want.watch {
+				t.Errorf("headroom role: /metrics %v (want %v), workload kinds %v (want %v): %+v", hasMetrics, c.want.metrics, hasKinds, c.want.watch, rules)
+			}
+			for _, r := range rules {
+				if slices.ContainsFunc(r.Verbs, func(v string) bool { return v != "get" && v != "list" && v != "watch" }) ||
+					slices.Contains(r.NonResourceURLs, "/metrics") && !slices.Equal(r.Verbs, []string{"get"}) {
+					t.Errorf("headroom role grants more than reads: %+v", r)
+				}
+			}
+			role := find(objs, "Role", "fanout-aggregator-apiserver-discovery")
+			if (role != nil) != c.want.discovery {
+				t.Fatalf("EndpointSlice discovery role rendered: %v, want %v", role != nil, c.want.discovery)
+			}
+			if role != nil {
+				r := convert[rbacv1.Role](t, role)
+				if r.Namespace != "default" || len(r.Rules) != 1 || !slices.Equal(r.Rules[0].APIGroups, []string{"discovery.k8s.io"}) ||
+					!slices.Equal(r.Rules[0].Resources, []string{"endpointslices"}) || !slices.Equal(r.Rules[0].Verbs, []string{"list"}) {
+					t.Errorf("discovery role must list endpointslices in default only: %s %+v", r.Namespace, r.Rules)
+				}
+				if find(objs, "RoleBinding", "fanout-aggregator-apiserver-discovery") == nil {
+					t.Error("discovery role not bound")
+				}
+			}
+		})
+	}
+	out := runHelmErr(t, "template", "fanout", chartDir, "--kube-version", kubeVersion,
+		"--set", "aggregator.headroom.prometheusURL=http://prom:9090", "--set", "aggregator.headroom.apiserverURLs={https://10.0.0.1:6443}")
+	if !strings.Contains(out, "not both") {
+		t.Errorf("apiserverURLs with prometheusURL should be refused, got: %s", out)
 	}
 }

@@ -164,6 +164,11 @@ func TestManifestsServerDryRun(t *testing.T) {
 		{agg, "watch", "autoscaling", "horizontalpodautoscalers", "", "", "yes"},
 		{agg, "get", "apps", "replicasets", "team-a", "", "no"},
 		{agg, "patch", "apps", "replicasets", "team-a", "", "no"},
+		// In-cluster replica discovery: list (only) the EndpointSlices in default.
+		{agg, "list", "discovery.k8s.io", "endpointslices", "default", "", "yes"},
+		{agg, "watch", "discovery.k8s.io", "endpointslices", "default", "", "no"},
+		{agg, "get", "discovery.k8s.io", "endpointslices", "default", "", "no"},
+		{agg, "list", "discovery.k8s.io", "endpointslices", "team-a", "", "no"},
 		{agent, "get", "discovery.k8s.io", "endpointslices", "default", "", "yes"},
 		{agent, "list", "", "services", "default", "kubernetes", "yes"},
 		{agg, "delete", "apps", "deployments", "team-a", "", "no"},

@@ -46,6 +46,10 @@ func TestChartArgsAcceptedByBinaries(t *testing.T) {
 			"auth.admin.enabled=true", "tls.nodes={node-a}", "profiling.url=http://127.0.0.1:4040",
 			"agent.apiEndpoints=10.0.0.1:6443", "agent.cgroupRoot=/sys/fs/cgroup/kubepods.slice",
 			"agent.aggregatorMerge=majority", "agent.enforce=false")},
+		{"headroom-explicit-urls", render(t, "tls.nodes={node-a}",
+			"aggregator.headroom.apiserverURLs={https://10.0.0.1:6443,https://[fd00::1]:6443}", "aggregator.headroom.interval=2s")},
+		{"headroom-prometheus-no-placement", render(t, "tls.nodes={node-a}",
+			"aggregator.headroom.prometheusURL=http://prometheus-operated.monitoring:9090", "aggregator.placement.watch=false")},
 		{"committed-manifests", committed},
 	}
 	for _, v := range variants {
@@ -67,7 +71,8 @@ func TestChartArgsAcceptedByBinaries(t *testing.T) {
 			}{
 				{ds.Spec.Template.Spec, "agent", []string{"--aggregator.address", "--aggregator.ca-file", "--aggregator.cert-file",
 					"--aggregator.key-file", "--aggregator.server-name", "--enforce.protected"}},
-				{dep.Spec.Template.Spec, "aggregator", []string{"--listen", "--tls.cert", "--tls.key", "--tls.client-ca", "--killswitch.protected"}},
+				{dep.Spec.Template.Spec, "aggregator", []string{"--listen", "--tls.cert", "--tls.key", "--tls.client-ca", "--killswitch.protected",
+					"--headroom.interval", "--state.file", "--headroom.state-file"}},
 			} {
 				root := t.TempDir()
 				ctr, args := materialize(t, root, c.spec, c.container, secrets)

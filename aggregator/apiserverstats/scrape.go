@@ -5,7 +5,6 @@ import (
 	"context"
 	"crypto/tls"
 	"crypto/x509"
-	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -19,8 +18,15 @@ import (
 
 // ScrapeConfig configures scraping kube-apiserver replicas directly.
 type ScrapeConfig struct {
-	// URLs of each replica's /metrics (a URL without a path gets /metrics).
+	// URLs of each replica's /metrics (a URL without a path gets /metrics). May be empty: SetURLs gives (and changes)
+	// the set later, e.g. from Discovery.
 	URLs []string
+	// MaxReplicas bounds the URL set (default 64).
+	MaxReplicas int
+	// Transport, when set, carries every scrape and authenticates it (e.g. client-go's rest.TransportFor, with the
+	// kubeconfig's or the in-cluster service account's credentials); TokenFile, CAFile and InsecureSkipVerify are
+	// then unused.
+	Transport http.RoundTripper
 	// TokenFile holds the bearer token; it is re-read when it changes (projected tokens rotate).
 	TokenFile string
 	// CAFile verifies the API server's certificate; InsecureSkipVerify turns verification off (tests only).
@@ -47,6 +53,9 @@ func (c *ScrapeConfig) Defaults() {
 	if c.Limits == (Limits{}) {
 		c.Limits = DefaultLimits()
 	}
+	if c.MaxReplicas <= 0 {
+		c.MaxReplicas = 64
+	}
 }
 
 // ReplicaStatus is the scrape state of one replica (for metrics).
@@ -70,10 +79,14 @@ type Scraper struct {
 	token  tokenSource
 	now    func() time.Time
 
-	mu     sync.Mutex
-	status map[string]*ReplicaStatus
-	order  []string
+	mu      sync.Mutex
+	targets []target // the current set, in the order of the URLs
+	status  map[string]*ReplicaStatus
+	changed chan struct{} // signals Run that targets changed
 }
+
+// target is one replica: its name (the URL's host:port) and its /metrics URL.
+type target struct{ replica, url string }
 
 // acceptHeader asks for the delimited protobuf format (streamed family by family), text otherwise.
 const acceptHeader = `application/vnd.google.protobuf;proto=io.prometheus.client.MetricFamily;encoding=delimited;q=0.7,text/plain;version=0.0.4;q=0.3`
@@ -81,31 +94,16 @@ const acceptHeader = `application/vnd.google.protobuf;proto=io.prometheus.client
 // NewScraper validates cfg and builds the HTTP client.
 func NewScraper(cfg ScrapeConfig, logger *slog.Logger) (*Scraper, error) {
 	cfg.Defaults()
-	cfg.URLs = append([]string(nil), cfg.URLs...)
-	if len(cfg.URLs) == 0 {
-		return nil, errors.New("no API server URLs")
-	}
-	if len(cfg.URLs) > 64 {
-		return nil, fmt.Errorf("%d API server URLs, at most 64", len(cfg.URLs))
-	}
 	s := &Scraper{cfg: cfg, logger: logger.With("component", "apiserverstats"), token: tokenSource{path: cfg.TokenFile},
-		now: time.Now, status: map[string]*ReplicaStatus{}}
-	seen := map[string]bool{}
-	for i, raw := range cfg.URLs {
-		u, err := url.Parse(raw)
-		if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
-			return nil, fmt.Errorf("API server URL %q: want http(s)://host[:port][/metrics]", raw)
-		}
-		if u.Path == "" || u.Path == "/" {
-			u.Path = "/metrics"
-		}
-		cfg.URLs[i] = u.String()
-		if seen[u.Host] {
-			return nil, fmt.Errorf("API server URL %q given twice", raw)
-		}
-		seen[u.Host] = true
-		s.status[u.Host] = &ReplicaStatus{Replica: u.Host}
-		s.order = append(s.order, u.Host)
+		now: time.Now, status: map[string]*ReplicaStatus{}, changed: make(chan struct{}, 1)}
+	if err := s.SetURLs(cfg.URLs); err != nil {
+		return nil, err
+	}
+	s.cfg.URLs = nil // the set lives in s.targets
+	if cfg.Transport != nil {
+		s.cfg.TokenFile = "" // the transport authenticates
+		s.client = &http.Client{Transport: cfg.Transport}
+		return s, nil
 	}
 	tc := &tls.Config{MinVersion: tls.VersionTLS12, InsecureSkipVerify: cfg.InsecureSkipVerify} //nolint:gosec // opt-in, tests only
 	if cfg.CAFile != "" {
@@ -128,32 +126,127 @@ func NewScraper(cfg ScrapeConfig, logger *slog.Logger) (*Scraper, error) {
 		TLSClientConfig: tc, ForceAttemptHTTP2: true, MaxIdleConnsPerHost: 1, IdleConnTimeout: 3 * cfg.Interval,
 		TLSHandshakeTimeout: cfg.Timeout, ResponseHeaderTimeout: cfg.Timeout, DisableCompression: false,
 	}}
-	s.cfg = cfg
 	return s, nil
+}
+
+// parseTargets validates a URL set: http(s) URLs, a path defaulting to /metrics, each host:port once, at most max.
+func parseTargets(urls []string, maxN int) ([]target, error) {
+	if len(urls) > maxN {
+		return nil, fmt.Errorf("%d API server URLs, at most %d", len(urls), maxN)
+	}
+	out := make([]target, 0, len(urls))
+	seen := map[string]bool{}
+	for _, raw := range urls {
+		u, err := url.Parse(raw)
+		if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
+			return nil, fmt.Errorf("API server URL %q: want http(s)://host[:port][/metrics]", raw)
+		}
+		if u.Path == "" || u.Path == "/" {
+			u.Path = "/metrics"
+		}
+		if seen[u.Host] {
+			return nil, fmt.Errorf("API server URL %q given twice", raw)
+		}
+		seen[u.Host] = true
+		out = append(out, target{replica: u.Host, url: u.String()})
+	}
+	return out, nil
+}
+
+// SetURLs replaces the set of replicas scraped (safe while Run runs). Replicas kept in the set keep scraping
+// undisturbed (their previous page, hence their rates, and their status); a new one starts within one interval; a
+// removed one stops and its status disappears. An invalid set is refused whole and the current one stays.
+func (s *Scraper) SetURLs(urls []string) error {
+	ts, err := parseTargets(urls, s.cfg.MaxReplicas)
+	if err != nil {
+		return err
+	}
+	s.mu.Lock()
+	status := make(map[string]*ReplicaStatus, len(ts))
+	for _, t := range ts {
+		st := s.status[t.replica]
+		if st == nil {
+			st = &ReplicaStatus{Replica: t.replica}
+		}
+		status[t.replica] = st
+	}
+	s.targets, s.status = ts, status
+	s.mu.Unlock()
+	select {
+	case s.changed <- struct{}{}:
+	default:
+	}
+	return nil
+}
+
+// URLs returns the current set.
+func (s *Scraper) URLs() []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := make([]string, len(s.targets))
+	for i, t := range s.targets {
+		out[i] = t.url
+	}
+	return out
 }
 
 // Status returns every replica's scrape state, in the order of the URLs.
 func (s *Scraper) Status() []ReplicaStatus {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	out := make([]ReplicaStatus, 0, len(s.order))
-	for _, r := range s.order {
-		out = append(out, *s.status[r])
+	out := make([]ReplicaStatus, 0, len(s.targets))
+	for _, t := range s.targets {
+		out = append(out, *s.status[t.replica])
 	}
 	return out
 }
 
-// Run scrapes every replica until ctx ends, calling sink (from one goroutine per replica) with each reading.
+// Run scrapes every replica of the current set until ctx ends, calling sink (from one goroutine per replica) with
+// each reading. It follows SetURLs: one goroutine per replica, started and stopped as the set changes.
 func (s *Scraper) Run(ctx context.Context, sink func(Reading)) {
-	var wg sync.WaitGroup
-	for i, u := range s.cfg.URLs {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			s.loop(ctx, s.order[i], u, sink)
-		}()
+	type running struct {
+		url  string
+		stop context.CancelFunc
 	}
-	wg.Wait()
+	loops := map[string]running{}
+	var wg sync.WaitGroup
+	defer func() {
+		for _, r := range loops {
+			r.stop()
+		}
+		wg.Wait()
+	}()
+	for {
+		s.mu.Lock()
+		want := make(map[string]target, len(s.targets))
+		for _, t := range s.targets {
+			want[t.replica] = t
+		}
+		s.mu.Unlock()
+		for replica, r := range loops {
+			if t, ok := want[replica]; !ok || t.url != r.url {
+				r.stop()
+				delete(loops, replica)
+			}
+		}
+		for replica, t := range want {
+			if _, ok := loops[replica]; ok {
+				continue
+			}
+			lctx, stop := context.WithCancel(ctx)
+			loops[replica] = running{url: t.url, stop: stop}
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				s.loop(lctx, replica, t.url, sink)
+			}()
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-s.changed:
+		}
+	}
 }
 
 func (s *Scraper) loop(ctx context.Context, replica, u string, sink func(Reading)) {
@@ -218,6 +311,9 @@ func (s *Scraper) record(replica string, err error, took time.Duration, n int64,
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	st := s.status[replica]
+	if st == nil {
+		return // removed from the set while this scrape ran
+	}
 	st.Scrapes++
 	st.Duration = took
 	st.Success = err == nil

@@ -6,10 +6,14 @@ import (
 	"flag"
 	"fmt"
 	"log/slog"
+	"net/url"
+	"os"
+	"slices"
 	"strings"
 	"time"
 
 	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
 
 	"github.com/fanoutdev/fanout/aggregator/apiserverstats"
 	"github.com/fanoutdev/fanout/aggregator/engine"
@@ -46,7 +50,8 @@ func (l *urlList) Set(v string) error {
 }
 
 func (c *HeadroomConfig) registerFlags(fs *flag.FlagSet) {
-	fs.Var(&c.APIServerURLs, "headroom.apiserver-url", "kube-apiserver replica to scrape /metrics from (repeatable or comma-separated; e.g. https://10.0.0.1:6443)")
+	fs.Var(&c.APIServerURLs, "headroom.apiserver-url", "kube-apiserver replica to scrape /metrics from (repeatable or comma-separated; e.g. https://10.0.0.1:6443), or "+
+		inCluster+": every ready replica in the EndpointSlices of Service default/kubernetes, re-listed every minute through the --kubeconfig (else in-cluster) client and its credentials")
 	fs.StringVar(&c.TokenFile, "headroom.token-file", "/var/run/secrets/kubernetes.io/serviceaccount/token", "bearer token for the API server's /metrics (re-read when it changes)")
 	fs.StringVar(&c.CAFile, "headroom.ca-file", "/var/run/secrets/kubernetes.io/serviceaccount/ca.crt", "CA that signs the API server's certificate")
 	fs.BoolVar(&c.InsecureSkipVerify, "headroom.insecure-skip-verify", false, "do not verify the API server's certificate (tests only)")
@@ -59,7 +64,15 @@ func (c *HeadroomConfig) registerFlags(fs *flag.FlagSet) {
 	fs.BoolVar(&c.PlacementWatch, "placement.watch", false, "watch DaemonSets, Deployments, ReplicaSets, StatefulSets and HPAs (--kubeconfig, else in-cluster) for the projection's full placement")
 }
 
+// inCluster as --headroom.apiserver-url discovers the replicas.
+const inCluster = "in-cluster"
+
+func (c *HeadroomConfig) discover() bool { return slices.Contains(c.APIServerURLs, inCluster) }
+
 func (c *HeadroomConfig) validate() error {
+	if c.discover() && len(c.APIServerURLs) > 1 {
+		return fmt.Errorf("--headroom.apiserver-url=%s discovers the replicas: give it alone, not with URLs", inCluster)
+	}
 	if len(c.APIServerURLs) > 0 && c.PrometheusURL != "" {
 		return errors.New("--headroom.apiserver-url and --headroom.prometheus-url exclude each other")
 	}
@@ -76,8 +89,10 @@ type statusSource interface {
 }
 
 // newHeadroomSource builds the configured telemetry source (nil when none is configured).
-func newHeadroomSource(c HeadroomConfig, logger *slog.Logger) (statusSource, error) {
+func newHeadroomSource(c HeadroomConfig, kubeconfig string, logger *slog.Logger) (statusSource, error) {
 	switch {
+	case c.discover():
+		return newDiscoveredSource(c, kubeconfig, logger)
 	case len(c.APIServerURLs) > 0:
 		if c.InsecureSkipVerify {
 			c.CAFile = ""
@@ -97,6 +112,66 @@ func newHeadroomSource(c HeadroomConfig, logger *slog.Logger) (statusSource, err
 		return p, nil
 	}
 	return nil, nil
+}
+
+// discoveredSource scrapes the replicas its Discovery finds.
+type discoveredSource struct {
+	*apiserverstats.Scraper
+	disc *apiserverstats.Discovery
+}
+
+// maxDiscoveredReplicas bounds the discovered set (a control plane has a handful of replicas).
+const maxDiscoveredReplicas = 16
+
+// newDiscoveredSource builds the scraper and its EndpointSlice discovery on the client-go config of --kubeconfig (else
+// in-cluster): the scrapes carry that config's credentials and CA (--headroom.token-file and --headroom.ca-file are for
+// explicit URLs), so it works in a pod (service account) and from a workstation alike.
+func newDiscoveredSource(c HeadroomConfig, kubeconfig string, logger *slog.Logger) (*discoveredSource, error) {
+	rc, err := kubeRESTConfig(kubeconfig)
+	if err != nil {
+		return nil, fmt.Errorf("headroom discovery: kubernetes client config: %w", err)
+	}
+	if c.InsecureSkipVerify {
+		rc.Insecure, rc.CAFile, rc.CAData = true, "", nil
+	}
+	rc.UserAgent = "fanout-aggregator/headroom"
+	rt, err := rest.TransportFor(rc)
+	if err != nil {
+		return nil, fmt.Errorf("headroom discovery: transport: %w", err)
+	}
+	sc, err := apiserverstats.NewScraper(apiserverstats.ScrapeConfig{Transport: rt, Interval: c.Interval, MaxReplicas: maxDiscoveredReplicas}, logger)
+	if err != nil {
+		return nil, fmt.Errorf("headroom scraper: %w", err)
+	}
+	lc := rest.CopyConfig(rc)
+	lc.ContentType = "application/vnd.kubernetes.protobuf"
+	lc.AcceptContentTypes = "application/vnd.kubernetes.protobuf,application/json"
+	cs, err := kubernetes.NewForConfig(lc)
+	if err != nil {
+		return nil, fmt.Errorf("headroom discovery: kubernetes client: %w", err)
+	}
+	// Without replicas in the EndpointSlices: the Service's address in a pod, else the kubeconfig's server.
+	fallback := apiserverstats.ServiceURL(os.Getenv)
+	if fallback == "" && rc.Host != "" {
+		if u, err := url.Parse(rc.Host); err == nil && u.Host != "" {
+			u.Path = "/metrics"
+			fallback = u.String()
+		}
+	}
+	disc, err := apiserverstats.NewDiscovery(apiserverstats.DiscoveryConfig{Client: cs, MaxReplicas: maxDiscoveredReplicas,
+		Fallback: fallback, Set: sc.SetURLs}, logger)
+	if err != nil {
+		return nil, err
+	}
+	return &discoveredSource{Scraper: sc, disc: disc}, nil
+}
+
+// Run discovers and scrapes until ctx ends.
+func (d *discoveredSource) Run(ctx context.Context, sink func(apiserverstats.Reading)) {
+	done := make(chan struct{})
+	go func() { defer close(done); d.disc.Run(ctx) }()
+	d.Scraper.Run(ctx, sink)
+	<-done
 }
 
 // runHeadroom feeds every reading to the engine's estimator and persists its state until ctx ends.

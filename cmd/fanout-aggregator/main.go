@@ -202,7 +202,7 @@ func serve(ctx context.Context, cfg Config, logger *slog.Logger) error {
 	build := prometheus.NewGauge(prometheus.GaugeOpts{Name: "fanout_build_info", Help: "fanout build information; always 1.",
 		ConstLabels: prometheus.Labels{"version": version}})
 	build.Set(1)
-	hsrc, err := newHeadroomSource(cfg.Headroom, logger)
+	hsrc, err := newHeadroomSource(cfg.Headroom, cfg.Remediation.Kubeconfig, logger)
 	if err != nil {
 		return err
 	}

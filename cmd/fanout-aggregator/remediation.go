@@ -29,7 +29,7 @@ type RemediationConfig struct {
 func (c *RemediationConfig) registerFlags(fs *flag.FlagSet) {
 	fs.DurationVar(&c.After, "remediate.after", 0, "pause a tripped workload through the API (DaemonSet: unschedulable nodeSelector; Deployment/StatefulSet: scale to 0) once its trip has held this long; 0 = never")
 	fs.BoolVar(&c.DryRun, "remediate.dry-run", false, "send remediation patches as server-side dry runs only")
-	fs.StringVar(&c.Kubeconfig, "kubeconfig", "", "kubeconfig for remediation (default: in-cluster)")
+	fs.StringVar(&c.Kubeconfig, "kubeconfig", "", "kubeconfig of the aggregator's API client: remediation, --placement.watch, --headroom.apiserver-url=in-cluster (default: in-cluster)")
 	fs.DurationVar(&c.Every, "remediate.interval", 5*time.Second, "how often held trips are checked for remediation")
 }
 

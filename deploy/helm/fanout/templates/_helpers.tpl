@@ -50,3 +50,24 @@ helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version }}
 {{- end -}}
 {{ $tok }}
 {{- end -}}
+
+{{/* Whether the aggregator needs API credentials: remediation, the placement watch, or scraping the API server. */}}
+{{- define "fanout.aggregatorUsesAPI" -}}
+{{- if or .Values.aggregator.remediation.enabled .Values.aggregator.placement.watch (not .Values.aggregator.headroom.prometheusURL) -}}
+true
+{{- end -}}
+{{- end -}}
+
+{{/* The aggregator's --headroom.* source flag: explicit URLs, Prometheus, or in-cluster discovery. */}}
+{{- define "fanout.headroomSource" -}}
+{{- $h := .Values.aggregator.headroom -}}
+{{- if and $h.apiserverURLs $h.prometheusURL -}}
+{{- fail "set aggregator.headroom.apiserverURLs or aggregator.headroom.prometheusURL, not both" -}}
+{{- else if $h.prometheusURL -}}
+--headroom.prometheus-url={{ $h.prometheusURL }}
+{{- else if $h.apiserverURLs -}}
+--headroom.apiserver-url={{ join "," $h.apiserverURLs }}
+{{- else -}}
+--headroom.apiserver-url=in-cluster
+{{- end -}}
+{{- end -}}
