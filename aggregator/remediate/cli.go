@@ -25,7 +25,7 @@ func RunUndoCLI(ctx context.Context, args []string, stdout, stderr io.Writer) in
 	kubeconfig := fs.String("kubeconfig", "", "kubeconfig file (default: $KUBECONFIG, ~/.kube/config, in-cluster)")
 	kubeContext := fs.String("context", "", "kubeconfig context (default: current)")
 	dryRun := fs.Bool("dry-run", false, "server-side dry run: print the patch, change nothing")
-	if err := cliflag.Parse(fs, args, undoUsage, stderr); err != nil {
+	if err := cliflag.Parse(fs, args, undoUsage, stdout); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return 0
 		}
@@ -33,7 +33,7 @@ func RunUndoCLI(ctx context.Context, args []string, stdout, stderr io.Writer) in
 		return 2
 	}
 	if fs.NArg() == 0 {
-		fmt.Fprintln(stderr, "fanoutctl undo: missing workload (Kind/namespace/name)")
+		fmt.Fprintln(stderr, "fanoutctl undo: missing the workload: fanoutctl undo [flags] Kind/namespace/name... (run 'fanoutctl undo --help' for its flags)")
 		fs.Usage()
 		return 2
 	}

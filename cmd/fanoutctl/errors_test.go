@@ -50,6 +50,21 @@ func TestCLIErrors(t *testing.T) {
 			stderr: "fanoutctl: unknown command \"frobnicate\" (run 'fanoutctl --help' for the commands)\n"},
 		{args: []string{"--help"}, code: 0, stdout: "usage: fanoutctl <command>"},
 		{args: []string{"status", "-h"}, code: 0, stdout: "usage: fanoutctl status"},
+		{args: []string{"node"}, code: 2,
+			stderr: "fanoutctl node: missing the command: block, unblock or list (run 'fanoutctl node --help' for its commands)\n"},
+		{args: []string{"node", "--bogus"}, code: 2,
+			stderr: "fanoutctl node: unknown command \"--bogus\": block, unblock or list (run 'fanoutctl node --help' for its commands)\n"},
+		{args: []string{"node", "frob"}, code: 2,
+			stderr: "fanoutctl node: unknown command \"frob\": block, unblock or list (run 'fanoutctl node --help' for its commands)\n"},
+		{args: []string{"node", "--help"}, code: 0, stdout: "usage: fanoutctl node <command>"},
+		{args: []string{"node", "list", "--bogus"}, code: 2,
+			stderr: "fanoutctl node list: unknown flag --bogus (run 'fanoutctl node list --help' for its flags)\n"},
+		{args: []string{"node", "list", "--help"}, code: 0, stdout: "usage: fanoutctl node list"},
+		{args: []string{"undo"}, code: 2,
+			stderr: "fanoutctl undo: missing the workload: fanoutctl undo [flags] Kind/namespace/name... (run 'fanoutctl undo --help' for its flags)\n"},
+		{args: []string{"undo", "--bogus"}, code: 2,
+			stderr: "fanoutctl undo: unknown flag --bogus (run 'fanoutctl undo --help' for its flags)\n"},
+		{args: []string{"undo", "--help"}, code: 0, stdout: "usage: fanoutctl undo"},
 	} {
 		var out, errb bytes.Buffer
 		code := run(context.Background(), tc.args, &out, &errb)

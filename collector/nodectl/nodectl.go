@@ -71,11 +71,13 @@ func (c *common) resolve() error {
 
 // Run executes `fanoutctl node ARGS...` and returns the process exit code (0 ok, 1 failure, 2 usage).
 func Run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
-		fmt.Fprint(stderr, usage)
-		if len(args) == 0 {
-			return 2
-		}
+	const hint = "(run 'fanoutctl node --help' for its commands)"
+	if len(args) == 0 {
+		fmt.Fprintln(stderr, "fanoutctl node: missing the command: block, unblock or list "+hint)
+		return 2
+	}
+	if args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
+		fmt.Fprint(stdout, usage)
 		return 0
 	}
 	var err error
@@ -87,7 +89,7 @@ func Run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	case "list":
 		err = runList(args[1:], stdout, stderr)
 	default:
-		fmt.Fprintf(stderr, "unknown command %q\n\n%s", args[0], usage)
+		fmt.Fprintf(stderr, "fanoutctl node: unknown command %q: block, unblock or list %s\n", args[0], hint)
 		return 2
 	}
 	var ue usageError
@@ -105,10 +107,10 @@ func Run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 
 type usageError struct{ error }
 
-// parse parses a subcommand's flags: --help prints them (to stderr, like the node usage) and exits 0; a bad flag is
-// one line with a hint, never a flag dump.
-func parse(fs *flag.FlagSet, args []string, stderr io.Writer) error {
-	if err := cliflag.Parse(fs, args, "", stderr); err != nil {
+// parse parses a subcommand's flags: --help prints them to stdout and exits 0; a bad flag is one line with a hint,
+// never a flag dump.
+func parse(fs *flag.FlagSet, args []string, stdout io.Writer) error {
+	if err := cliflag.Parse(fs, args, "", stdout); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return err
 		}
@@ -180,7 +182,7 @@ func runBlock(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	ttl := fs.Duration("ttl", time.Hour, "how long the block holds (0 = until unblocked)")
 	workload := fs.String("workload", "", "workload the pod belongs to (Kind/namespace/name), for list and metrics")
 	keep := fs.Bool("keep-connections", false, "do not tear down the pod's established API connections")
-	if err := parse(fs, args, stderr); err != nil {
+	if err := parse(fs, args, stdout); err != nil {
 		return err
 	}
 	if *ttl < 0 {
@@ -261,7 +263,7 @@ func runUnblock(args []string, stdout, stderr io.Writer) error {
 	all := fs.Bool("all", false, "empty the block list")
 	ttl := fs.Duration("ttl", 0, "how long the unblocked pods stay exempt from re-blocking "+
 		"(default: what remained of the block, else "+defaultExemptTTL.String()+")")
-	if err := parse(fs, args, stderr); err != nil {
+	if err := parse(fs, args, stdout); err != nil {
 		return err
 	}
 	if *ttl < 0 {
@@ -428,7 +430,7 @@ func runList(args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("fanoutctl node list", flag.ContinueOnError)
 	c.register(fs)
 	asJSON := fs.Bool("json", false, "one JSON object per line")
-	if err := parse(fs, args, stderr); err != nil {
+	if err := parse(fs, args, stdout); err != nil {
 		return err
 	}
 	if err := c.resolve(); err != nil {
