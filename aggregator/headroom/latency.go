@@ -49,6 +49,7 @@ type baselines struct {
 type keyBase struct {
 	s    float64 // seconds
 	seen int64   // tick of the last observation, for eviction
+	n    int     // readings folded in; the kind says nothing until baseWarm
 }
 
 const (
@@ -56,6 +57,11 @@ const (
 	baseUp   = 0.02 // share of the gap closed per calm observation above it
 	// busyInflation: latency this many times its baseline (count-weighted geometric mean over kinds) means busy.
 	busyInflation = 1.5
+	// baseWarm: a kind's first readings set its baseline both ways (an API server just started, a cold cache) and
+	// count for nothing; from then on it is compared and follows the asymmetric rule.
+	baseWarm = 5
+	// minLatencyWeight: fewer observations than this in a reading (over the warm kinds) say nothing about latency.
+	minLatencyWeight = 20
 )
 
 func newBaselines() baselines { return baselines{base: map[string]*keyBase{}} }
@@ -70,7 +76,7 @@ func (b *baselines) observe(ks []KeyedLatency, busy bool) (inflation, weight flo
 		if k.Count <= 0 || k.Mean <= 0 {
 			continue
 		}
-		if kb := b.base[k.Key]; kb != nil && kb.s > 0 {
+		if kb := b.base[k.Key]; kb != nil && kb.s > 0 && kb.n >= baseWarm {
 			logSum += k.Count * math.Log(k.Mean/kb.s)
 			weight += k.Count
 		}
@@ -78,6 +84,9 @@ func (b *baselines) observe(ks []KeyedLatency, busy bool) (inflation, weight flo
 	inflation = 1
 	if weight > 0 {
 		inflation = math.Exp(logSum / weight)
+	}
+	if weight < minLatencyWeight {
+		inflation, weight = 1, 0
 	}
 	busy = busy || inflation >= busyInflation
 	for _, k := range ks {
@@ -98,7 +107,10 @@ func (b *baselines) observe(ks []KeyedLatency, busy bool) (inflation, weight flo
 			b.base[k.Key] = kb
 		}
 		kb.seen = b.tick
+		kb.n++
 		switch {
+		case kb.n <= baseWarm:
+			kb.s += baseDown * (k.Mean - kb.s)
 		case k.Mean < kb.s:
 			kb.s += baseDown * (k.Mean - kb.s)
 		case !busy:
@@ -142,7 +154,7 @@ func (b *baselines) restore(m map[string]float64) error {
 	sort.Strings(keys)
 	b.base = make(map[string]*keyBase, len(m))
 	for _, k := range keys {
-		b.base[k] = &keyBase{s: m[k]}
+		b.base[k] = &keyBase{s: m[k], n: baseWarm}
 	}
 	return nil
 }
