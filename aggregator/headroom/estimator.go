@@ -238,7 +238,9 @@ func (e *Estimator) Step(now time.Time, load Load, nodes *NodeSignals) Estimate 
 		// Seats miss a CPU-bound API server (few seats held, each request slow); latency misses a server with idle
 		// cores and full seats. Each is a lower bound on how busy it is: the larger one is used.
 		u := math.Max(e.uSeats, e.uLat)
-		e.saturated = u > e.cfg.FitMax || limit > 0 && inq > 0.05*limit || rej > 0
+		// Hysteresis: once saturated, the server stays so until its latency falls well back (5x its baseline), so
+		// that one quicker reading inside an overload does not reset the overload rule's count.
+		e.saturated = u > e.cfg.FitMax || e.saturated && u > saturationExit || limit > 0 && inq > 0.05*limit || rej > 0
 		if u >= 0 {
 			if l, ok := e.loadBefore(sec); ok && (l.Requests > 0 || l.RxBytes > 0) {
 				switch {
@@ -280,6 +282,9 @@ func (e *Estimator) observeNodes(n *NodeSignals, load Load) {
 	}
 	e.uNode = u
 }
+
+// saturationExit: a saturated API server is taken as saturated until its utilization falls to this.
+const saturationExit = 0.8
 
 // latencyFitMin: utilization read from latency alone is fitted only from here (latency 1.25x its baseline): below,
 // a GC pause or a slow disk moves it as much as load does.

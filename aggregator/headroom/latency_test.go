@@ -171,3 +171,20 @@ func TestNewKindsDuringOverloadDoNotDilute(t *testing.T) {
 		t.Fatalf("new kinds diluted the overload: latency utilization %.2f", est.UtilizationLatency)
 	}
 }
+
+// Inside an overload, a reading that is only 7x slower than the baseline does not end the saturation (the overload
+// rule counts consecutive seconds); one back near normal does.
+func TestSaturationHysteresis(t *testing.T) {
+	e := newEst(t)
+	c := &cpuBound{capR: 400}
+	drive(t, e, c, 0, 120, func(int) float64 { return 8 }, 0.1)
+	if est := drive(t, e, c, 120, 10, func(int) float64 { return 396 }, 0.1); !est.Saturated {
+		t.Fatalf("not saturated at 99%%: %s", est.String())
+	}
+	if est := drive(t, e, c, 130, 5, func(int) float64 { return 343 }, 0.1); !est.Saturated || est.Utilization < 1 { // 7x
+		t.Fatalf("one quicker reading ended the saturation: %s", est.String())
+	}
+	if est := drive(t, e, c, 135, 5, func(int) float64 { return 200 }, 0.1); est.Saturated { // 2x
+		t.Fatalf("still saturated at half load: %s", est.String())
+	}
+}
