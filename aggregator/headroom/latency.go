@@ -59,7 +59,7 @@ const (
 	busyInflation = 1.5
 	// baseWarm: a kind's first readings set its baseline both ways (an API server just started, a cold cache) and
 	// count for nothing; from then on it is compared and follows the asymmetric rule.
-	baseWarm = 5
+	baseWarm = 3
 	// minLatencyWeight: fewer observations than this in a reading (over the warm kinds) say nothing about latency.
 	minLatencyWeight = 20
 )

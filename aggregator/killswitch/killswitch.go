@@ -179,7 +179,9 @@ func (s *Switch) Step(r *detect.Result) []Decision {
 	topOverload := ""
 	if s.overloadFor >= secs(cfg.OverloadSustain) {
 		for _, w := range r.Contributors {
-			if !s.Protected(w) {
+			// Protected workloads and traffic no pod can be blocked for (host processes, cgroups not yet attributed)
+			// are passed over: the next contributor is the one to act on.
+			if !s.Protected(w) && unenforceable(w) == "" {
 				// A fleet-wide surge (every workload relisting after an API server restart) holds overload trips,
 				// unless one workload carries most of the rise: a saturated API server makes every client's calls
 				// bunch up together, which reads as a fleet-wide surge while one rollout is the cause.
@@ -500,12 +502,13 @@ func unenforceable(workload string) string {
 // the overload alone.
 const dominantShare = 0.6
 
-// dominant reports whether workload w carries most of the second's load above baseline.
+// dominant reports whether workload w carries most of the second's load above baseline, among the workloads a
+// block can act on (a rollout's pods not yet attributed to it show up as cgroups of their own meanwhile).
 func dominant(r *detect.Result, w string) bool {
 	var total, own float64
 	for i := range r.Findings {
 		f := &r.Findings[i]
-		if f.ExcessShare > 0 {
+		if f.ExcessShare > 0 && unenforceable(f.Workload) == "" {
 			total += f.ExcessShare
 			if f.Workload == w {
 				own = f.ExcessShare

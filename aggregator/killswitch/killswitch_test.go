@@ -272,3 +272,25 @@ func TestOverloadTripDuringFleetWideSurgeOnlyWhenOneWorkloadDominates(t *testing
 		}
 	}
 }
+
+// A top overload contributor no block can act on (a rollout's pod cgroup not yet attributed to its workload) is
+// passed over for the next one, which carries the rise among the workloads that can be blocked.
+func TestOverloadTripPassesOverUnattributedTraffic(t *testing.T) {
+	s := New(cfg())
+	tripped := ""
+	for sec := int64(0); sec < 60 && tripped == ""; sec++ {
+		r := overloaded(sec, map[string]float64{"DaemonSet/monitoring/telemetry": 0.5, "Deployment/a/b": 0.05})
+		f := detect.Finding{Workload: "Unknown//cgroup-42", Contributor: true, ExcessShare: 0.9, CollapseETA: -1,
+			View: fleet.View{Name: "Unknown//cgroup-42"}}
+		r.Findings = append(r.Findings, f)
+		r.Contributors = append([]string{f.Workload}, r.Contributors...)
+		for _, d := range s.Step(r) {
+			if d.Action == ActionTrip {
+				tripped = d.Workload
+			}
+		}
+	}
+	if tripped != "DaemonSet/monitoring/telemetry" {
+		t.Fatalf("tripped %q, want the telemetry DaemonSet behind the unattributed cgroup", tripped)
+	}
+}

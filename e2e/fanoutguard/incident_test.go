@@ -39,8 +39,10 @@ func TestIncidentArmed(t *testing.T) {
 		AggregatorArgs: []string{
 			// No capacity flag: the aggregator learns the API server's headroom from its /metrics.
 			"--headroom.apiserver-url={apiserver}", "--headroom.token-file={apiserver-token}", "--headroom.ca-file={apiserver-ca}",
+			// The baseline lasts 10 s: read the API server every 2 s so that its latency baselines are warm by the onset.
+			"--headroom.interval=2s",
 			"--fleet.warmup=5s",
-			"--killswitch.overload-sustain=5s", "--killswitch.min-hold=15s",
+			"--killswitch.overload-sustain=3s", "--killswitch.min-hold=15s",
 			// One telemetry pod per node: the release places each node in a ramp step by a stable hash of its name
 			// (api/ramp), so even a DaemonSet comes back over the ramp; the jitter is the default. The min-hold
 			// outlasts the manual release (no automatic release first).
