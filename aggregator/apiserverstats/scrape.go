@@ -45,7 +45,9 @@ func (c *ScrapeConfig) Defaults() {
 		c.Interval = 5 * time.Second
 	}
 	if c.Timeout <= 0 {
-		c.Timeout = min(c.Interval, 10*time.Second)
+		// Not bounded by the interval: the slow answer of a saturated API server is the reading that matters most
+		// (scrapes of one replica never overlap; the next waits for this one).
+		c.Timeout = 10 * time.Second
 	}
 	if c.MaxBackoff <= 0 {
 		c.MaxBackoff = max(time.Minute, c.Interval)
