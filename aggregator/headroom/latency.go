@@ -61,7 +61,8 @@ const (
 	// count for nothing; from then on it is compared and follows the asymmetric rule.
 	baseWarm = 3
 	// minLatencyWeight: fewer observations than this in a reading (over the warm kinds) say nothing about latency.
-	minLatencyWeight = 20
+	// Kept low: a saturated API server completes few requests per reading, and those are the readings that matter.
+	minLatencyWeight = 5
 )
 
 func newBaselines() baselines { return baselines{base: map[string]*keyBase{}} }
