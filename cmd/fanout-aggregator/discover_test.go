@@ -99,4 +99,3 @@ func TestInClusterDiscoveryRealAPIServer(t *testing.T) {
 		t.Fatalf("discovered %v, want %v (the ready replica only, listed with the aggregator's grants)", got, want)
 	}
 }
-
