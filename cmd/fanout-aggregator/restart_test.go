@@ -8,6 +8,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -69,6 +70,8 @@ func startAggregator(t *testing.T, bin string, args ...string) (string, *exec.Cm
 
 // agentRun streams reports for node-1 (the workload's pod, plus the blocks it enforces) for d and returns every
 // directive set received.
+// agentRun reports as node-1 and collects the directive sets it receives: for at most d, and no longer than 1.5 s
+// after the first synced set (a loaded machine may take a while to close the start-up sync).
 func agentRun(t *testing.T, addr string, blocked []*api.BlockedEntry, d time.Duration) []*api.DirectiveSet {
 	t.Helper()
 	conn, err := grpc.NewClient("passthrough:///"+addr, grpc.WithTransportCredentials(insecure.NewCredentials()),
@@ -83,7 +86,11 @@ func agentRun(t *testing.T, addr string, blocked []*api.BlockedEntry, d time.Dur
 	if err != nil {
 		t.Fatal(err)
 	}
-	var sets []*api.DirectiveSet
+	var (
+		mu       sync.Mutex
+		sets     []*api.DirectiveSet
+		syncedAt time.Time
+	)
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
@@ -92,20 +99,34 @@ func agentRun(t *testing.T, addr string, blocked []*api.BlockedEntry, d time.Dur
 			if err != nil {
 				return
 			}
+			mu.Lock()
 			sets = append(sets, s)
+			if s.GetStateSynced() && syncedAt.IsZero() {
+				syncedAt = time.Now()
+			}
+			mu.Unlock()
 		}
 	}()
 	seq := uint64(1)
 	for tick := time.NewTicker(time.Second); ; seq++ {
 		_ = st.Send(&api.NodeReport{Node: "node-1", Sequence: seq, Timestamp: timestamppb.Now(), Interval: durationpb.New(time.Second),
 			Workloads: []*api.WorkloadDelta{{Workload: rtWorkload, Pods: 1, Delta: &api.Counters{Requests: 1}}}, Blocked: blocked})
+		mu.Lock()
+		enough := !syncedAt.IsZero() && time.Since(syncedAt) >= 1500*time.Millisecond
+		mu.Unlock()
 		select {
 		case <-ctx.Done():
-			tick.Stop()
-			<-done
-			return sets
 		case <-tick.C:
+			if !enough {
+				continue
+			}
+			cancel()
 		}
+		tick.Stop()
+		<-done
+		mu.Lock()
+		defer mu.Unlock()
+		return sets
 	}
 }
 
@@ -187,13 +208,13 @@ func TestRestartKeepsTrips(t *testing.T) {
 	_ = a1.Process.Signal(syscall.SIGKILL)
 	_ = a1.Wait()
 	addr, a2 := startAggregator(t, bin, append(args, "--state.file", state)...)
-	check("state file", agentRun(t, addr, blocked, 4*time.Second))
+	check("state file", agentRun(t, addr, blocked, 15*time.Second))
 
 	// Crash and restart without any state: the agent's reported block is adopted.
 	_ = a2.Process.Signal(syscall.SIGKILL)
 	_ = a2.Wait()
 	addr, _ = startAggregator(t, bin, args...)
-	sets = agentRun(t, addr, blocked, 4*time.Second)
+	sets = agentRun(t, addr, blocked, 15*time.Second)
 	check("agents' blocks", sets)
 	if s := sets[0]; s.GetStateSynced() {
 		t.Fatalf("a replica without state started synced: %v", s)
