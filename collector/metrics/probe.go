@@ -4,6 +4,7 @@ import (
 	"context"
 	"log/slog"
 	"math"
+	"sort"
 
 	"github.com/prometheus/client_golang/prometheus"
 )
@@ -129,11 +130,13 @@ func boundWorkloads(ws []WorkloadHealth, max int) []WorkloadHealth {
 		return n + w.FailedConnects + w.Resets
 	}
 	sorted := append([]WorkloadHealth(nil), ws...)
-	for i := 1; i < len(sorted); i++ { // insertion sort by total, descending: small n
-		for j := i; j > 0 && total(sorted[j]) > total(sorted[j-1]); j-- {
-			sorted[j], sorted[j-1] = sorted[j-1], sorted[j]
+	// By total, descending; ties by name, so the same workloads get their own series from one scrape to the next.
+	sort.Slice(sorted, func(i, j int) bool {
+		if ti, tj := total(sorted[i]), total(sorted[j]); ti != tj {
+			return ti > tj
 		}
-	}
+		return sorted[i].Workload < sorted[j].Workload
+	})
 	out := sorted[: max-1 : max-1]
 	other := WorkloadHealth{Workload: "other"}
 	for _, w := range sorted[max-1:] {
