@@ -5,16 +5,12 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"os"
 	"sort"
-	"strings"
 	"sync"
 	"time"
 
 	"github.com/fanoutdev/fanout/api/protect"
 	"github.com/fanoutdev/fanout/collector/blockmap"
-	"github.com/fanoutdev/fanout/collector/cgroups"
-	"github.com/fanoutdev/fanout/collector/pindir"
 	"github.com/fanoutdev/fanout/collector/sockdestroy"
 )
 
@@ -110,13 +106,11 @@ func newWorkloadState() *workloadState {
 
 // Enforcer applies kill-switch directives on one node. Create with New, start with Run, feed with Apply.
 type Enforcer struct {
-	cfg   Config
-	deps  Deps
-	log   *slog.Logger
-	maps  *blockmap.Maps
-	progs *programs
-	prot  protector
-	self  string // the agent's own pod UID, if it runs in a pod
+	cfg  Config
+	deps Deps
+	log  *slog.Logger
+	prot protector
+	host // the node: pinned maps, clocks, pod cgroups, sockets (kernel.go)
 
 	mu        sync.Mutex
 	workloads map[string]*workloadState
@@ -132,37 +126,54 @@ type Enforcer struct {
 
 // New loads and attaches the enforce programs (or takes over pinned ones), opens the block list and restores the
 // state found in the pin dir.
-func New(cfg Config, deps Deps, logger *slog.Logger) (_ *Enforcer, err error) {
-	if err := cfg.defaults(); err != nil {
+func New(cfg Config, deps Deps, logger *slog.Logger) (*Enforcer, error) {
+	if deps.Destinations == nil {
+		pinDir := cfg.PinDir
+		deps.Destinations = func() ([]sockdestroy.Destination, error) { return sockdestroy.ReadEndpoints(pinDir) }
+	}
+	// Settings are checked before the node is touched: a bad pattern attaches nothing.
+	if _, _, err := settle(cfg, deps); err != nil {
 		return nil, err
 	}
-	if deps.Workloads == nil {
-		return nil, errors.New("enforce: a workload resolver is required")
-	}
-	if err := pindir.Setup(cfg.PinDir); err != nil {
+	h, err := newHost(cfg, logger.With("component", "enforce"))
+	if err != nil {
 		return nil, fmt.Errorf("enforce: %w", err)
 	}
-	e := &Enforcer{cfg: cfg, deps: deps, log: logger.With("component", "enforce"),
+	return newEnforcer(cfg, deps, h, logger)
+}
+
+// settle applies the defaults of cfg and checks it and deps, without touching the node.
+func settle(cfg Config, deps Deps) (Config, *protect.Set, error) {
+	if err := cfg.defaults(); err != nil {
+		return cfg, nil, err
+	}
+	if deps.Workloads == nil {
+		return cfg, nil, errors.New("enforce: a workload resolver is required")
+	}
+	if deps.Destinations == nil {
+		return cfg, nil, errors.New("enforce: an API destinations source is required")
+	}
+	set, err := protect.Compile(cfg.Protected)
+	if err != nil {
+		return cfg, nil, fmt.Errorf("enforce: %w", err)
+	}
+	return cfg, set, nil
+}
+
+// newEnforcer builds the state machine over h and restores the state found in h's pinned maps. On error, h is
+// closed.
+func newEnforcer(cfg Config, deps Deps, h host, logger *slog.Logger) (_ *Enforcer, err error) {
+	e := &Enforcer{deps: deps, log: logger.With("component", "enforce"), host: h,
 		workloads: map[string]*workloadState{}, known: map[uint64]*pod{},
 		pending: map[string]podDir{}, names: map[uint64]string{}, destroyed: map[string]float64{},
 		refused: map[[2]string]float64{}, released: map[string]uint64{}}
-	if e.prot.set, err = protect.Compile(cfg.Protected); err != nil {
-		return nil, fmt.Errorf("enforce: %w", err)
-	}
-	if e.deps.Destinations == nil {
-		e.deps.Destinations = func() ([]sockdestroy.Destination, error) { return sockdestroy.ReadEndpoints(cfg.PinDir) }
-	}
-	e.self = selfPodUID()
-	if e.maps, err = blockmap.Open(cfg.PinDir); err != nil {
-		return nil, fmt.Errorf("enforce: %w", err)
-	}
 	defer func() {
 		if err != nil {
 			e.Close()
 		}
 	}()
-	if e.progs, err = loadPrograms(cfg.PinDir, cfg.PodsCgroup, e.log); err != nil {
-		return nil, fmt.Errorf("enforce: %w", err)
+	if e.cfg, e.prot.set, err = settle(cfg, deps); err != nil {
+		return nil, err
 	}
 	if err := e.restore(); err != nil {
 		return nil, fmt.Errorf("enforce: restore: %w", err)
@@ -175,14 +186,9 @@ func New(cfg Config, deps Deps, logger *slog.Logger) (_ *Enforcer, err error) {
 func (e *Enforcer) Close() error {
 	var err error
 	e.closeOnce.Do(func() {
-		var errs []error
-		if e.progs != nil {
-			errs = append(errs, e.progs.close())
+		if e.host.close != nil {
+			err = e.host.close()
 		}
-		if e.maps != nil {
-			errs = append(errs, e.maps.Close())
-		}
-		err = errors.Join(errs...)
 	})
 	return err
 }
@@ -244,7 +250,7 @@ func (e *Enforcer) block(d Directive) error {
 		ttl = e.cfg.DefaultTTL
 	}
 	ttl = min(ttl, e.cfg.MaxTTL)
-	now := mustBootNow()
+	now := e.clock.BootNow()
 	expires := blockmap.ExpiresIn(now, ttl)
 
 	e.mu.Lock()
@@ -269,7 +275,7 @@ func (e *Enforcer) block(d Directive) error {
 	if err != nil {
 		errs = append(errs, err)
 	}
-	for _, pd := range scanPods(e.cfg.PodsCgroup) {
+	for _, pd := range e.tree.Scan() {
 		wl, ok := e.deps.Workloads.WorkloadOf(pd.uid)
 		if !ok {
 			e.pending[pd.uid] = pd
@@ -337,7 +343,7 @@ func (e *Enforcer) exemptPodLocked(ws *workloadState, p *pod, id, key uint64, x 
 	}
 	ws.exempt[id] = p
 	e.log.Info("pod exempt by break-glass, not blocked", "workload", p.workload, "pod_uid", p.uid,
-		"cgroup_id", id, "exempt_for", x.Remaining(mustBootNow()))
+		"cgroup_id", id, "exempt_for", x.Remaining(e.clock.BootNow()))
 	var errs []error
 	if err := e.maps.Delete(id); err != nil {
 		errs = append(errs, fmt.Errorf("unblock exempt pod %s: %w", p.uid, err))
@@ -365,7 +371,7 @@ func (e *Enforcer) exemptions(now uint64) blockmap.ExemptSet {
 }
 
 func (e *Enforcer) podProtected(uid string) string {
-	if uid == e.self {
+	if uid == e.selfPod {
 		return ReasonSelf
 	}
 	if pr, ok := e.deps.Workloads.(PriorityResolver); ok {
@@ -392,8 +398,8 @@ func (e *Enforcer) remember(pd podDir, workload string) *pod {
 // ramp (api/ramp): all of them at once, at Issued + the node's offset (a DaemonSet with one pod per node comes back
 // over the ramp, not within the jitter).
 func (e *Enforcer) release(d Directive) error {
-	now := mustBootNow()
-	wall := time.Now()
+	now := e.clock.BootNow()
+	wall := e.clock.Now()
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	ws := e.workloads[d.Workload]
@@ -445,7 +451,7 @@ func (e *Enforcer) podCreated(pd podDir) {
 	if _, done := ws.pods[pd.id]; done {
 		return
 	}
-	ok, err := e.blockPodLocked(ws, p, pd.id, ws.expires, e.exemptions(mustBootNow()))
+	ok, err := e.blockPodLocked(ws, p, pd.id, ws.expires, e.exemptions(e.clock.BootNow()))
 	if err != nil {
 		e.log.Error("block new pod", "workload", wl, "pod_uid", pd.uid, "err", err)
 		return
@@ -488,7 +494,7 @@ func (e *Enforcer) podRemoved(path string) {
 
 // sweep expires TTLs, advances release ramps, retries pods of unknown identity and compacts the block list.
 func (e *Enforcer) sweep() {
-	now := mustBootNow()
+	now := e.clock.BootNow()
 	var retry []podDir
 	e.mu.Lock()
 	for name, ws := range e.workloads {
@@ -507,7 +513,7 @@ func (e *Enforcer) sweep() {
 	// no event: the sweep notices it is gone.
 	var vanished []string
 	for _, p := range e.known {
-		if _, err := os.Stat(p.path); errors.Is(err, os.ErrNotExist) {
+		if !e.tree.Exists(p.path) {
 			vanished = append(vanished, p.path)
 		}
 	}
@@ -644,14 +650,14 @@ func (e *Enforcer) destroySockets(workload string, podIDs []uint64) error {
 	e.mu.Lock()
 	for _, id := range podIDs {
 		if p := e.known[id]; p != nil {
-			sub, err := sockdestroy.TreeCgroupIDs(p.path)
+			sub, err := e.tree.SubtreeIDs(p.path)
 			if err == nil {
 				ids = append(ids, sub...)
 			}
 		}
 	}
 	e.mu.Unlock()
-	n, err := sockdestroy.Destroy(context.Background(), sockdestroy.Filter{CgroupIDs: ids, Dests: dests})
+	n, err := e.sockets.Destroy(context.Background(), sockdestroy.Filter{CgroupIDs: ids, Dests: dests})
 	total := 0
 	for _, c := range n {
 		total += c
@@ -683,7 +689,7 @@ func (e *Enforcer) refuseLocked(workload, reason, msg string, kv ...any) {
 // entries that expired or whose cgroup is gone. Established API connections of restored blocked pods are torn down
 // again (they may have been opened before the block reached the kernel).
 func (e *Enforcer) restore() error {
-	now := mustBootNow()
+	now := e.clock.BootNow()
 	recs, err := e.maps.ListWorkloads()
 	if err != nil {
 		return err
@@ -693,7 +699,7 @@ func (e *Enforcer) restore() error {
 		return err
 	}
 	pods := map[uint64]podDir{}
-	for _, pd := range scanPods(e.cfg.PodsCgroup) {
+	for _, pd := range e.tree.Scan() {
 		pods[pd.id] = pd
 	}
 	ex := e.exemptions(now)
@@ -768,28 +774,6 @@ func (e *Enforcer) restore() error {
 		}
 	}
 	return nil
-}
-
-func mustBootNow() uint64 {
-	now, err := blockmap.BootNow()
-	if err != nil {
-		panic(err) // CLOCK_BOOTTIME exists on every supported kernel
-	}
-	return now
-}
-
-// selfPodUID returns the pod UID of the agent's own cgroup ("" outside a pod).
-func selfPodUID() string {
-	b, err := os.ReadFile("/proc/self/cgroup")
-	if err != nil {
-		return ""
-	}
-	for _, line := range strings.Split(string(b), "\n") {
-		if p, ok := strings.CutPrefix(line, "0::"); ok {
-			return cgroups.Parse(p).PodUID
-		}
-	}
-	return ""
 }
 
 // BlockedWorkload is a workload the enforcer currently holds blocked (or is releasing) on this node.

@@ -28,12 +28,12 @@ func (e *Enforcer) Describe(ch chan<- *prometheus.Desc) {
 // Collect implements prometheus.Collector: block counts from the pinned block list, denials from the enforce
 // program's per-CPU counters (attributed to workloads by cgroup id).
 func (e *Enforcer) Collect(ch chan<- prometheus.Metric) {
-	now := mustBootNow()
+	now := e.clock.BootNow()
 	entries, err := e.maps.List()
 	if err != nil {
 		ch <- prometheus.NewInvalidMetric(descBlocksActive, err)
 	}
-	denied, derr := blockmap.SumPerCPU(e.progs.objs.EnforceDenied)
+	denied, derr := e.denied.Denied()
 	if derr != nil {
 		ch <- prometheus.NewInvalidMetric(descDenied, derr)
 	}
