@@ -44,6 +44,9 @@ type Config struct {
 	AgentArgs func(node, aggregatorAddr, tokenFile string) []string
 	// PinPrefix names the agents' BPF pin dirs: /sys/fs/bpf/fanout/<PinPrefix><node>. Default "e2e-<pid>-<random>-".
 	PinPrefix string
+	// ProbeMode, when set, is the traffic probe design every agent must run (fanout_agent_probe_mode): Start fails
+	// when an agent fell back to another one, so a run never reports figures of a design it did not measure.
+	ProbeMode string
 	// Poll is how often agents' metrics and the audit log are read for events (default 100 ms).
 	Poll   time.Duration
 	Logger *slog.Logger
@@ -149,6 +152,9 @@ func (g *Guard) Start(ctx context.Context, env *incident.Env) error {
 		if err := waitOK(ctx, a.proc, a.metricsURL+"/healthz", 30*time.Second); err != nil {
 			return err
 		}
+	}
+	if err := g.checkProbeMode(ctx); err != nil {
+		return err
 	}
 	pctx, cancel := context.WithCancel(context.Background())
 	g.stop = cancel
@@ -307,20 +313,72 @@ func blocksActive(ctx context.Context, hc *http.Client, url string) (map[string]
 	return out, sc.Err()
 }
 
+// checkProbeMode reads every agent's fanout_agent_probe_mode and, with Config.ProbeMode set, fails unless each runs
+// that design.
+func (g *Guard) checkProbeMode(ctx context.Context) error {
+	hc := &http.Client{Timeout: 5 * time.Second}
+	modes := map[string]int{}
+	for _, a := range g.agents {
+		text, err := scrapeText(ctx, hc, a.metricsURL+"/metrics")
+		if err != nil {
+			return fmt.Errorf("probe mode of agent %s: %w", a.node, err)
+		}
+		mode := probeModeOf(text)
+		if g.cfg.ProbeMode != "" && mode != g.cfg.ProbeMode {
+			return fmt.Errorf("agent %s runs the %q traffic probe, want %q (see its log: the kernel lacks a feature?)",
+				a.node, mode, g.cfg.ProbeMode)
+		}
+		modes[mode]++
+	}
+	g.logger.Info("traffic probe", "modes", modes)
+	return nil
+}
+
+// probeModeOf returns the mode label of the fanout_agent_probe_mode series whose value is 1 ("" when none).
+func probeModeOf(metrics string) string {
+	for _, line := range strings.Split(metrics, "\n") {
+		rest, ok := strings.CutPrefix(line, `fanout_agent_probe_mode{mode="`)
+		if !ok {
+			continue
+		}
+		mode, val, ok := strings.Cut(rest, `"} `)
+		if ok && strings.TrimSpace(val) == "1" {
+			return mode
+		}
+	}
+	return ""
+}
+
+func scrapeText(ctx context.Context, hc *http.Client, url string) (string, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if err != nil {
+		return "", err
+	}
+	resp, err := hc.Do(req)
+	if err != nil {
+		return "", err
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(io.LimitReader(resp.Body, 16<<20))
+	if err != nil {
+		return "", err
+	}
+	if resp.StatusCode != http.StatusOK {
+		return "", fmt.Errorf("scrape %s: status %d", url, resp.StatusCode)
+	}
+	return string(b), nil
+}
+
 // Scrape returns one agent's metrics text (tests and the demo read counters from it).
 func (g *Guard) Scrape(ctx context.Context, node string) (string, error) {
 	for _, a := range g.agents {
-		if a.node != node {
-			continue
+		if a.node == node {
+			text, err := scrapeText(ctx, &http.Client{Timeout: 5 * time.Second}, a.metricsURL+"/metrics")
+			if err != nil {
+				return "", fmt.Errorf("scrape agent %s: %w", node, err)
+			}
+			return text, nil
 		}
-		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, a.metricsURL+"/metrics", nil)
-		resp, err := (&http.Client{Timeout: 5 * time.Second}).Do(req)
-		if err != nil {
-			return "", fmt.Errorf("scrape agent %s: %w", node, err)
-		}
-		defer resp.Body.Close()
-		b, err := io.ReadAll(resp.Body)
-		return string(b), err
 	}
 	return "", fmt.Errorf("no agent for node %s", node)
 }

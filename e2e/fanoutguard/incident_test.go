@@ -52,6 +52,7 @@ func TestIncidentArmed(t *testing.T) {
 		AgentArgs: func(node, addr, token string) []string {
 			return []string{"--aggregator.address=" + addr, "--aggregator.token-file=" + token}
 		},
+		ProbeMode: "sockops",
 	})
 	var live bytes.Buffer
 	res, err := incident.Run(ctx, incident.Config{

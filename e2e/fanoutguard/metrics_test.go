@@ -25,3 +25,16 @@ func TestParseSample(t *testing.T) {
 		t.Error("recorded prefixes")
 	}
 }
+
+func TestProbeModeOf(t *testing.T) {
+	for text, want := range map[string]string{
+		"# HELP x\nfanout_agent_probe_mode{mode=\"sockops\"} 1\nfanout_agent_probe_handoff 0\n": "sockops",
+		"fanout_agent_probe_mode{mode=\"cgroup_skb\"} 1\n":                                      "cgroup_skb",
+		"fanout_agent_probe_mode{mode=\"sockops\"} 0\n":                                         "",
+		"fanout_agent_blocks_active 0\n":                                                        "",
+	} {
+		if got := probeModeOf(text); got != want {
+			t.Errorf("probeModeOf(%q) = %q, want %q", text, got, want)
+		}
+	}
+}

@@ -112,7 +112,8 @@ func run(ctx context.Context, cfg incident.Config, useKubectl bool, aggArgs, age
 				r := strings.NewReplacer("{addr}", addr, "{token}", token, "{node}", node)
 				return strings.Fields(r.Replace(agentAgg))
 			},
-			Logger: logger,
+			ProbeMode: "sockops", // the per-socket probe (issue 11): the run fails if an agent fell back
+			Logger:    logger,
 		})
 		res, err := incident.Run(ctx, c)
 		if err != nil {
