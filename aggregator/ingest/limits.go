@@ -1,31 +1,38 @@
 package ingest
 
 import (
+	"sync"
 	"time"
 
 	"github.com/fanoutdev/fanout/aggregator/engine"
 )
 
-// Per-stream limits on workload names an agent stream may introduce (finding 2: one credential once grew the
-// aggregator's memory without bound with 10,000 new names per report). Names over a limit are folded into the
-// node's Unattributed bucket: their traffic still counts, their names cost nothing.
+// Per-node limits on workload names an agent may introduce (finding 2: one credential once grew the aggregator's
+// memory without bound with 10,000 new names per report). Names over a limit are folded into the node's Unattributed
+// bucket: their traffic still counts, their names cost nothing. The limits belong to the node, not to a stream: a
+// node's concurrent and successive streams share them (see Limiters), so reconnecting gains nothing.
 const (
 	MaxNewNamesPerReport = 1_000
 	MaxNewNamesPerMinute = 2_000
-	// MaxStreamNames bounds the names one stream is remembered to have sent; a real node runs a few hundred.
+	// MaxStreamNames bounds the names one node is remembered to have sent; a real node runs a few hundred.
 	MaxStreamNames = 5_000
 )
 
-// Limiter applies the per-stream name limits. One per agent stream; not safe for concurrent use.
+// Limiter applies one node's name limits. Safe for concurrent use: a node's streams share it.
 type Limiter struct {
-	now         func() time.Time
+	now  func() time.Time
+	node string
+
+	mu          sync.Mutex
 	seen        map[string]struct{}
 	minuteStart time.Time
 	newInMinute int
+	streams     int // open streams using it (guarded by the registry's mutex, not mu)
 }
 
-// NewLimiter returns a limiter for one stream. The minute is measured on now (nil: time.Now), the aggregator's clock:
-// a report's own timestamp is the agent's word, and a stream that jumped it back or ahead would reset its minute.
+// NewLimiter returns a limiter of its own (Limiters hands out one per node). The minute is measured on now (nil:
+// time.Now), the aggregator's clock: a report's own timestamp is the agent's word, and a stream that jumped it back or
+// ahead would reset its minute.
 func NewLimiter(now func() time.Time) *Limiter {
 	if now == nil {
 		now = time.Now
@@ -35,6 +42,8 @@ func NewLimiter(now func() time.Time) *Limiter {
 
 // Apply folds the names r may not introduce into Unattributed and returns how many it folded.
 func (l *Limiter) Apply(r *engine.Report) int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
 	if t := l.now(); t.Sub(l.minuteStart) >= time.Minute || t.Before(l.minuteStart) {
 		l.minuteStart, l.newInMinute = t, 0
 	}
@@ -60,6 +69,17 @@ func (l *Limiter) Apply(r *engine.Report) int {
 		merge(r)
 	}
 	return folded
+}
+
+// idle reports whether the limiter may be forgotten at t: no stream uses it and its minute has passed, so a fresh
+// limiter would grant the node nothing this one would not. Call with the registry's mutex held.
+func (l *Limiter) idle(t time.Time) bool {
+	if l.streams > 0 {
+		return false
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return t.Sub(l.minuteStart) >= time.Minute || t.Before(l.minuteStart)
 }
 
 // merge sums entries of the same workload (after folding) into one.

@@ -68,6 +68,8 @@ type Server struct {
 	synced  bool
 	streams int
 	folded  prometheus.Counter
+	// limiters bounds the new workload names per node, across the node's streams (a reconnect does not reset them).
+	limiters *ingest.Limiters
 }
 
 // New returns a server over eng, registering its counters on reg.
@@ -90,8 +92,9 @@ func New(cfg Config, eng *engine.Engine, reg prometheus.Registerer, logger *slog
 		rejected: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "fanout_aggregator_reports_rejected_total",
 			Help: "Node reports rejected, by reason."}, []string{"reason"}),
 		folded: prometheus.NewCounter(prometheus.CounterOpts{Name: "fanout_aggregator_names_folded_total",
-			Help: "Workload names over a stream's limits (new names per report or per minute) counted as " + ingest.Unattributed + "."}),
-		changed: make(chan struct{}),
+			Help: "Workload names over a node's limits (new names per report or per minute) counted as " + ingest.Unattributed + "."}),
+		changed:  make(chan struct{}),
+		limiters: ingest.NewLimiters(cfg.Now),
 	}
 	for _, r := range []string{ReasonUnauthenticated, ReasonUnknownAgent, ReasonInvalid, ReasonLate, ReasonFuture, ReasonStaleSequence, ReasonDuplicate} {
 		s.rejected.WithLabelValues(r)
@@ -204,7 +207,8 @@ func (s *Server) Report(stream api.Aggregator_ReportServer) error {
 	defer cancel()
 	sendErr := make(chan error, 1)
 	go func() { sendErr <- s.sendLoop(ctx, stream) }()
-	lim := ingest.NewLimiter(s.cfg.Now)
+	lim := s.limiters.Open(id.node)
+	defer s.limiters.Close(lim)
 	for {
 		rep, err := stream.Recv()
 		if errors.Is(err, io.EOF) {
