@@ -8,6 +8,7 @@
 //     TTL hold even with the agent dead; an agent that lost its aggregator keeps enforcing until then (fail-static).
 //   - Release (with a fleet-wide ramp, api/ramp): this node re-admits all the workload's pods at once, at its own
 //     place in the ramp (a stable hash of the node name), so the fleet comes back in steps with jitter, not as a herd.
+//     A restarted agent keeps that place (the ramp end in the pinned workload record).
 //   - New pods of a blocked workload are blocked as soon as their cgroup directory appears (inotify on the pods
 //     cgroup tree), before their first container starts; pod add events re-check pods whose identity was unknown.
 //   - Protected workloads (DNS, CNI, kube-system critical pods, fanout itself) are never blocked: refused and logged.

@@ -402,13 +402,13 @@ func TestMachineBreakGlassExemption(t *testing.T) {
 }
 
 // A restarted agent restores from the pinned maps: blocks keep their deadlines, a release ramp resumes and ends at
-// the node's place, entries of gone pods and expired records are removed, pods that appeared while no agent ran are
-// blocked (unless exempt by break-glass), entries written by `fanoutctl node` are kept, and restored pods' API
-// connections are torn down again.
+// the node's place (all its pods at once, none earlier), entries of gone pods and expired records are removed, pods
+// that appeared while no agent ran are blocked (unless exempt by break-glass), entries written by `fanoutctl node`
+// are kept, and restored pods' API connections are torn down again.
 func TestMachineRestoreAfterRestart(t *testing.T) {
 	n, res := newFakeNode(), newMapResolver()
 	web1, web2, web3 := addPod(n, res, 1, wlWeb), addPod(n, res, 2, wlWeb), addPod(n, res, 3, wlWeb)
-	batch := []podDir{addPod(n, res, 5, wlBatch)}
+	batch := []podDir{addPod(n, res, 5, wlBatch), addPod(n, res, 6, wlBatch)}
 	node := "" // a node released late in the 2m ramp
 	for i := 0; node == "" || apiramp.Offset(node, 2*time.Minute, 4, 0) < time.Minute; i++ {
 		node = fmt.Sprintf("node-%d", i)
@@ -442,7 +442,7 @@ func TestMachineRestoreAfterRestart(t *testing.T) {
 	n.advance(10 * time.Second)
 
 	second := startFake(t, n, res, cfg, "")
-	wantBlocked(t, n, "restored", web3, web4, batch[0], manual)
+	wantBlocked(t, n, "restored", web3, web4, batch[0], batch[1], manual)
 	wantReport(t, second, "restored",
 		BlockedWorkload{Workload: wlBatch, Pods: len(batch), Releasing: true},
 		BlockedWorkload{Workload: wlWeb, Pods: 2, Exempt: 1})
@@ -462,7 +462,7 @@ func TestMachineRestoreAfterRestart(t *testing.T) {
 	}
 	n.advance(time.Duration(rampEnd-now) - 1)
 	second.sweep()
-	wantBlocked(t, n, "1ns before the end of the resumed ramp", web3, web4, batch[0], manual)
+	wantBlocked(t, n, "1ns before the end of the resumed ramp", web3, web4, batch[0], batch[1], manual)
 	n.advance(1)
 	second.sweep()
 	wantBlocked(t, n, "at the end of the resumed ramp", web3, web4, manual)

@@ -1,6 +1,10 @@
 package enforce
 
-import "github.com/fanoutdev/fanout/collector/blockmap"
+import (
+	"time"
+
+	"github.com/fanoutdev/fanout/collector/blockmap"
+)
 
 // restore rebuilds the in-memory state from the pinned maps: workload directives, their blocked pods, and removes
 // entries that expired or whose cgroup is gone. Established API connections of restored blocked pods are torn down
@@ -62,20 +66,17 @@ func (e *Enforcer) restore() error {
 		ws.pods[id] = p
 		restored[name] = append(restored[name], id)
 	}
-	// Releasing workloads: spread the pods left over what remains of the ramp.
+	// Releasing workloads: the record's ramp end is this node's place in the fleet-wide ramp (release); all the pods
+	// left are re-admitted then, as if the agent had not restarted.
 	for name, ws := range e.workloads {
 		if !ws.releasing {
 			continue
 		}
-		i, n := 0, len(ws.pods)
+		at := max(ws.rampEnd, now)
 		for _, p := range ws.pods {
-			i++
-			p.releaseAt = now
-			if ws.rampEnd > now {
-				p.releaseAt = now + (ws.rampEnd-now)*uint64(i)/uint64(n)
-			}
+			p.releaseAt = at
 		}
-		e.log.Info("release ramp resumed", "workload", name, "pods", n)
+		e.log.Info("release ramp resumed", "workload", name, "pods", len(ws.pods), "in", time.Duration(at-now))
 	}
 	e.mu.Unlock()
 	for name, ids := range restored {
