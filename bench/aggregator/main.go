@@ -1,27 +1,22 @@
 package main
 
 import (
-	"bufio"
 	"context"
 	"flag"
 	"fmt"
 	"log/slog"
 	"math"
 	"math/rand/v2"
-	"net"
-	"net/http"
 	"os"
-	"os/exec"
 	"os/signal"
-	"path/filepath"
 	"runtime"
 	"sort"
-	"strconv"
 	"strings"
 	"sync"
 	"syscall"
 	"time"
 
+	"github.com/fanoutdev/fanout/bench/internal/aggproc"
 	"github.com/fanoutdev/fanout/internal/benchmd"
 
 	"google.golang.org/grpc"
@@ -45,8 +40,6 @@ type config struct {
 	sustain   time.Duration
 }
 
-const token = "bench-token-0123456789"
-
 func main() {
 	var c config
 	flag.StringVar(&c.bin, "aggregator-bin", "bin/fanout-aggregator", "fanout-aggregator binary to benchmark")
@@ -68,50 +61,6 @@ func main() {
 	}
 }
 
-func freePort() (string, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return "", fmt.Errorf("find free port: %w", err)
-	}
-	defer l.Close()
-	return l.Addr().String(), nil
-}
-
-type procSample struct {
-	at       time.Time
-	cpu      time.Duration
-	rss, hwm int64
-}
-
-func sampleProc(pid int) (procSample, error) {
-	s := procSample{at: time.Now()}
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		return s, fmt.Errorf("read stat: %w", err)
-	}
-	f := strings.Fields(string(b[strings.LastIndexByte(string(b), ')')+2:]))
-	ut, _ := strconv.ParseInt(f[11], 10, 64)
-	st, _ := strconv.ParseInt(f[12], 10, 64)
-	s.cpu = time.Duration(ut+st) * time.Second / 100 // USER_HZ
-	fh, err := os.Open(fmt.Sprintf("/proc/%d/status", pid))
-	if err != nil {
-		return s, fmt.Errorf("read status: %w", err)
-	}
-	defer fh.Close()
-	sc := bufio.NewScanner(fh)
-	for sc.Scan() {
-		line := sc.Text()
-		var v int64
-		if _, err := fmt.Sscanf(line, "VmRSS: %d kB", &v); err == nil {
-			s.rss = v * 1024
-		}
-		if _, err := fmt.Sscanf(line, "VmHWM: %d kB", &v); err == nil {
-			s.hwm = v * 1024
-		}
-	}
-	return s, nil
-}
-
 type surge struct {
 	workload string
 	onset    time.Time // start of the first surging second
@@ -127,72 +76,22 @@ type agentState struct {
 }
 
 func run(ctx context.Context, c config, logger *slog.Logger) error {
-	if _, err := os.Stat(c.bin); err != nil {
-		return fmt.Errorf("aggregator binary: %w", err)
-	}
-	dir, err := os.MkdirTemp("", "fanout-bench-agg")
-	if err != nil {
-		return fmt.Errorf("temp dir: %w", err)
-	}
-	defer os.RemoveAll(dir)
-	tokFile := filepath.Join(dir, "tokens")
-	// One token per synthetic node: the aggregator binds each credential to one node.
-	var tokLines strings.Builder
-	for i := 0; i < c.agents; i++ {
-		fmt.Fprintf(&tokLines, "%s %s\n", nodeToken(benchNode(i)), benchNode(i))
-	}
-	if err := os.WriteFile(tokFile, []byte(tokLines.String()), 0o600); err != nil {
-		return fmt.Errorf("write token file: %w", err)
-	}
-	grpcAddr, err := freePort()
-	if err != nil {
-		return err
-	}
-	metricsAddr, err := freePort()
-	if err != nil {
-		return err
+	nodes := make([]string, c.agents)
+	for i := range nodes {
+		nodes[i] = benchNode(i)
 	}
 	// Capacity: steady load is 8 DaemonSets x agents x ~0.5 req/s; a surge adds ~10x one of them.
 	capacity := float64(c.agents) * 6
-	args := []string{"--listen", grpcAddr, "--metrics.listen", metricsAddr, "--auth.agent-token-file", tokFile, "--insecure",
-		"--replica", "bench", "--apiserver.capacity-requests-per-s", fmt.Sprint(capacity),
+	agg, err := aggproc.Start(ctx, aggproc.Options{Bin: c.bin, Nodes: nodes, Args: []string{
+		"--apiserver.capacity-requests-per-s", fmt.Sprint(capacity),
 		"--killswitch.surge-sustain", c.sustain.String(), "--killswitch.max-trips", "100", "--killswitch.min-hold", "1h",
-		"--log.level", "warn", "--audit.file", filepath.Join(dir, "audit.jsonl"), "--debug.pprof"}
-	cmd := exec.CommandContext(ctx, c.bin, args...)
-	stderr, err := os.Create(filepath.Join(dir, "aggregator.log"))
+		"--log.level", "warn", "--debug.pprof"}})
 	if err != nil {
-		return fmt.Errorf("create aggregator log: %w", err)
+		return err
 	}
-	defer stderr.Close()
-	cmd.Stderr = stderr
-	if err := cmd.Start(); err != nil {
-		return fmt.Errorf("start aggregator: %w", err)
-	}
-	pid := cmd.Process.Pid
-	defer func() {
-		_ = cmd.Process.Signal(syscall.SIGTERM)
-		done := make(chan struct{})
-		go func() { _ = cmd.Wait(); close(done) }()
-		select {
-		case <-done:
-		case <-time.After(10 * time.Second):
-			_ = cmd.Process.Kill()
-		}
-	}()
-	logger.Info("aggregator started", "pid", pid, "grpc", grpcAddr, "args", strings.Join(args, " "))
-	// Wait until it listens.
-	deadline := time.Now().Add(15 * time.Second)
-	for {
-		conn, err := net.DialTimeout("tcp", grpcAddr, 200*time.Millisecond)
-		if err == nil {
-			conn.Close()
-			break
-		}
-		if time.Now().After(deadline) {
-			return fmt.Errorf("aggregator did not listen on %s", grpcAddr)
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
+	defer agg.Stop()
+	pid, grpcAddr, metricsAddr := agg.PID, agg.GRPC, agg.Metrics
+	logger.Info("aggregator started", "pid", pid, "grpc", grpcAddr, "args", strings.Join(agg.Args, " "))
 
 	conns := make([]*grpc.ClientConn, c.conns)
 	for i := range conns {
@@ -241,7 +140,7 @@ func run(ctx context.Context, c config, logger *slog.Logger) error {
 	offRNG := rand.New(rand.NewPCG(99, 1))
 	for i := 0; i < c.agents; i++ {
 		a := &agentState{name: benchNode(i), rng: rand.New(rand.NewPCG(uint64(i), 7)), got: map[string]bool{}}
-		sctx := metadata.AppendToOutgoingContext(runCtx, "authorization", "Bearer "+nodeToken(a.name))
+		sctx := metadata.AppendToOutgoingContext(runCtx, "authorization", "Bearer "+aggproc.NodeToken(a.name))
 		st, err := api.NewAggregatorClient(conns[i%len(conns)]).Report(sctx)
 		if err != nil {
 			streamErrs++
@@ -320,7 +219,7 @@ func run(ctx context.Context, c config, logger *slog.Logger) error {
 
 	// CPU and RSS over the steady part (after streams are open), sampled every second.
 	time.Sleep(time.Until(start.Add(10 * time.Second)))
-	first, err := sampleProc(pid)
+	first, err := aggproc.SampleProc(pid)
 	if err != nil {
 		return err
 	}
@@ -333,29 +232,27 @@ func run(ctx context.Context, c config, logger *slog.Logger) error {
 			return ctx.Err()
 		case <-time.After(time.Second):
 		}
-		s, err := sampleProc(pid)
+		s, err := aggproc.SampleProc(pid)
 		if err != nil {
 			return err
 		}
-		perSec = append(perSec, float64(s.cpu-prev.cpu)/float64(s.at.Sub(prev.at)))
+		perSec = append(perSec, float64(s.CPU-prev.CPU)/float64(s.At.Sub(prev.At)))
 		prev = s
-		maxRSS = max(maxRSS, s.rss)
+		maxRSS = max(maxRSS, s.RSS)
 	}
 	last := prev
 	rejected, heap := scrape(metricsAddr)
 	wg.Wait()
-	if b, err := os.ReadFile(filepath.Join(dir, "aggregator.log")); err == nil {
-		lines := strings.Split(strings.TrimSpace(string(b)), "\n")
-		for _, l := range lines[max(0, len(lines)-5):] {
-			logger.Info("aggregator log", "line", l)
-		}
+	logLines := agg.LogLines()
+	for _, l := range logLines[max(0, len(logLines)-5):] {
+		logger.Info("aggregator log", "line", l)
 	}
-	if b, err := os.ReadFile(filepath.Join(dir, "audit.jsonl")); err == nil {
+	if b, err := os.ReadFile(agg.AuditFile); err == nil {
 		for _, l := range strings.Split(strings.TrimSpace(string(b)), "\n") {
 			logger.Info("audit", "record", l)
 		}
 	}
-	cores := float64(last.cpu-first.cpu) / float64(last.at.Sub(first.at))
+	cores := float64(last.CPU-first.CPU) / float64(last.At.Sub(first.At))
 	sort.Float64s(perSec)
 
 	var all []time.Duration
@@ -366,17 +263,17 @@ func run(ctx context.Context, c config, logger *slog.Logger) error {
 		s.mu.Unlock()
 		sort.Slice(lat, func(i, j int) bool { return lat[i] < lat[j] })
 		all = append(all, lat...)
-		lines = append(lines, fmt.Sprintf("| %s | %d / %d | %s | %s | %s |", s.workload, len(lat), opened, pct(lat, 0.5), pct(lat, 0.99), pct(lat, 1)))
+		lines = append(lines, fmt.Sprintf("| %s | %d / %d | %s | %s | %s |", s.workload, len(lat), opened, aggproc.Pct(lat, 0.5), aggproc.Pct(lat, 0.99), aggproc.Pct(lat, 1)))
 	}
 	sort.Slice(all, func(i, j int) bool { return all[i] < all[j] })
 	emu.Lock()
 	sort.Slice(lags, func(i, j int) bool { return lags[i] < lags[j] })
-	lagText := fmt.Sprintf("client send lag behind schedule p50 %s, p99 %s (%d sends)", pct(lags, 0.5), pct(lags, 0.99), len(lags))
+	lagText := fmt.Sprintf("client send lag behind schedule p50 %s, p99 %s (%d sends)", aggproc.Pct(lags, 0.5), aggproc.Pct(lags, 0.99), len(lags))
 	emu.Unlock()
 	res := result{
 		cfg: c, opened: opened, streamErrs: streamErrs, sendErrs: sendErrs, cores: cores, coresP99: quant(perSec, 0.99),
-		rss: maxRSS, hwm: last.hwm, p50: pct(all, 0.5), p99: pct(all, 0.99), max: pct(all, 1), received: len(all),
-		expected: int(opened) * len(surges), surgeRows: lines, seconds: last.at.Sub(first.at), rejected: rejected, heap: heap, lag: lagText,
+		rss: maxRSS, hwm: last.HWM, p50: aggproc.Pct(all, 0.5), p99: aggproc.Pct(all, 0.99), max: aggproc.Pct(all, 1), received: len(all),
+		expected: int(opened) * len(surges), surgeRows: lines, seconds: last.At.Sub(first.At), rejected: rejected, heap: heap, lag: lagText,
 	}
 	text := res.markdown()
 	fmt.Println(text)
@@ -393,9 +290,6 @@ func run(ctx context.Context, c config, logger *slog.Logger) error {
 }
 
 func benchNode(i int) string { return fmt.Sprintf("bench-node-%05d", i) }
-
-// nodeToken is a synthetic node's own bearer token.
-func nodeToken(node string) string { return token + "-" + node }
 
 func (a *agentState) report(workloads []string, sec, sentAt time.Time, surging func(string, time.Time) bool) *api.NodeReport {
 	a.seq++
@@ -422,15 +316,6 @@ func poisson(rng *rand.Rand, lambda float64) int {
 		p *= rng.Float64()
 	}
 	return k
-}
-
-func pct(d []time.Duration, q float64) time.Duration {
-	if len(d) == 0 {
-		return 0
-	}
-	i := int(q*float64(len(d))+0.5) - 1
-	i = min(max(i, 0), len(d)-1)
-	return d[i].Round(time.Millisecond)
 }
 
 func quant(v []float64, q float64) float64 {
@@ -484,31 +369,25 @@ func (r result) markdown() string {
 
 // scrape reads the aggregator's report counters and Go heap from /metrics.
 func scrape(addr string) (string, string) {
-	resp, err := http.Get("http://" + addr + "/metrics")
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	m, err := aggproc.Scrape(ctx, addr)
 	if err != nil {
 		return "metrics unavailable: " + err.Error(), ""
 	}
-	defer resp.Body.Close()
-	var rej []string
-	heap := ""
-	sc := bufio.NewScanner(resp.Body)
-	sc.Buffer(make([]byte, 1<<20), 1<<20)
-	for sc.Scan() {
-		l := sc.Text()
-		switch {
-		case strings.HasPrefix(l, "fanout_aggregator_reports_total "):
-			rej = append([]string{"reports_total " + strings.Fields(l)[1]}, rej...)
-		case strings.HasPrefix(l, "fanout_aggregator_reports_rejected_total{"):
-			if f := strings.Fields(l); f[1] != "0" {
-				rej = append(rej, strings.TrimPrefix(f[0], "fanout_aggregator_reports_rejected_total")+" "+f[1])
-			}
-		case strings.HasPrefix(l, "go_memstats_heap_inuse_bytes "):
-			v, _ := strconv.ParseFloat(strings.Fields(l)[1], 64)
-			heap = fmt.Sprintf("Go heap in use %.0f MiB", v/(1<<20))
+	rej := []string{fmt.Sprintf("reports_total %g", m["fanout_aggregator_reports_total"])}
+	byReason := m.ByLabel("fanout_aggregator_reports_rejected_total")
+	for _, r := range aggproc.Keys(byReason) {
+		if v := byReason[r]; v != 0 {
+			rej = append(rej, fmt.Sprintf(`{reason="%s"} %g`, r, v))
 		}
 	}
 	if len(rej) == 1 {
 		rej = append(rej, "no rejections")
+	}
+	heap := ""
+	if v, ok := m["go_memstats_heap_inuse_bytes"]; ok {
+		heap = fmt.Sprintf("Go heap in use %.0f MiB", v/(1<<20))
 	}
 	return strings.Join(rej, ", "), heap
 }
