@@ -2,7 +2,7 @@
 GO ?= go
 export FANOUT_REQUIRE_PRIVILEGED ?= $(shell [ "$$(id -u)" = 0 ] && echo 1 || echo 0)
 
-.PHONY: help deps demo test test-unit generate generate-check build bench bench-probe bench-aggregator lint
+.PHONY: help deps demo test test-unit generate generate-check build bench bench-probe bench-aggregator bench-attack lint
 
 help: ## list targets
 	@grep -hE '^[a-zA-Z0-9_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
@@ -28,7 +28,7 @@ test: deps e2e-bins helm ## all tests (privileged ones run, never skip, as root;
 	$(MAKE) lint
 	$(GO) test -count=1 -timeout 40m ./...
 
-bench: bench-probe bench-aggregator ## benchmarks; results written to BENCHMARKS.md
+bench: bench-probe bench-aggregator bench-attack ## benchmarks; results written to BENCHMARKS.md
 	@echo "bench targets are added per component"
 
 bench-probe: ## probe overhead per packet (root; interleaved A/B over loopback), section "Probe overhead" of BENCHMARKS.md
@@ -81,6 +81,10 @@ test-killswitch: ## kill switch tests (privileged as root: real cgroups, BPF, so
 bench-aggregator: ## aggregator ingest: 10,000 synthetic agents over real gRPC at 1 Hz; CPU, RSS, onset->decision; section "Aggregator ingest" of BENCHMARKS.md
 	$(GO) build -o bin/fanout-aggregator ./cmd/fanout-aggregator
 	$(GO) run ./bench/aggregator -aggregator-bin bin/fanout-aggregator -out BENCHMARKS.md
+
+bench-attack: ## aggregator under a workload-name cardinality attack (3 hostile nodes, 10,000 fresh names a report, ~1 min); fails when RSS > 512 MiB, a /metrics scrape > 2 s or an agent's report is rejected; section "Cardinality attack" of BENCHMARKS.md
+	$(GO) build -o bin/fanout-aggregator ./cmd/fanout-aggregator
+	$(GO) run ./bench/attack -aggregator-bin bin/fanout-aggregator -out BENCHMARKS.md
 
 .PHONY: e2e-incident
 e2e-incident: e2e-bins ## replay the incident on a real kube-apiserver with NO fanout (unprotected baseline; writes incident-report.html)
