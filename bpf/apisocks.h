@@ -8,14 +8,20 @@
 #define FANOUT_APISOCKS_H
 
 #define FANOUT_SOCK_SYN_RTO 1u /* a SYN of this socket was retransmitted */
+#define FANOUT_SOCK_EGRESS_CB 2u /* egress callbacks are enabled (waiting for a response that came after a pure ACK) */
 
 struct api_sock {
 	__u64 cgroup_id;    /* the pod's cgroup, captured at connect() (process context) */
-	__u64 req_start_ns; /* first egress payload of the outstanding request; 0 = none */
-	__u64 req_rx_mark;  /* bytes_received when that request started */
-	__u64 rx_bytes;     /* bytes_received, data_segs_in, segs_in already folded into traffic_counters */
-	__u32 rx_segments;
-	__u32 rx_packets;
+	__u64 req_start_ns; /* the outstanding request's first byte (boot ns); 0 = none outstanding */
+	/* The socket's cumulative counters already folded into traffic_counters. */
+	__u64 rx_bytes;     /* bytes_received */
+	__u64 tx_bytes;     /* bytes_sent (payload, retransmissions included, like the cgroup_skb design) */
+	__u32 rx_segments;  /* data_segs_in */
+	__u32 rx_packets;   /* segs_in */
+	__u32 tx_segments;  /* data_segs_out */
+	__u32 tx_packets;   /* segs_out */
+	__u32 pure_in;      /* segs_in - data_segs_in at the last callback: segments without payload received */
+	__u32 req_rx_mark;  /* data_segs_in when the outstanding request started */
 	__u32 flags;        /* FANOUT_SOCK_* */
 	__u32 _pad;
 };

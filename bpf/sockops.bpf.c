@@ -2,7 +2,8 @@
 //go:build ignore
 
 /* fanout traffic probe, per-socket design: API-server traffic, response latency and connection outcomes per cgroup,
- * with nothing on the path of other packets.
+ * with nothing on the path of other packets, and (on kernels >= 6.10) about one program run per request/response
+ * on API sockets.
  *
  * Programs (attached with BPF links at the node's pods cgroup; they see every descendant cgroup):
  *   cgroup/connect4, cgroup/connect6: for connect() to an API endpoint (api_endpoints), count the connect for the
@@ -10,18 +11,22 @@
  *       holding that cgroup id. Always allow (the kill switch denies in its own program, which runs first).
  *   sockops: runs on TCP connection events of every socket in the subtree (per connection, never per packet). A
  *       socket without an api_socks entry leaves after one socket-storage lookup. For API sockets it enables
- *       per-socket callbacks at TCP_CONNECT_CB (state, RTO, header-option write and parse: these then run for
- *       this socket's packets only) and on them:
- *         HDR_OPT_LEN_CB (each egress skb, before GSO; reserves no option space): tx packets, payload bytes and
- *             payload segments, exactly like the cgroup_skb egress program; the first payload after a response
- *             starts a request (latency clock).
- *         every callback: folds the socket's cumulative rx counters (bytes_received, data_segs_in, segs_in) as
- *             deltas into the cgroup's counters (STATE_CB at close flushes the rest); when bytes arrived since the
- *             outstanding request started, it ends: latency = now - start, into the cgroup's log2 us histogram.
- *         PARSE_HDR_OPT_CB (ingress skbs on the slow path), RTT_CB (an ACK of new data, e.g. a response that acks
- *             its request): end a request on arrival. Ingress data on the fast path runs no callback, so the
- *             socket's delayed-ACK ceiling is lowered (TCP_BPF_DELACK_MAX, 2 ms): its ACK then runs
- *             HDR_OPT_LEN_CB within 2 ms of the data.
+ *       per-socket callbacks at TCP_CONNECT_CB (these then run for this socket only):
+ *         RTT_CB: an ACK of new data arrived. Counting: every callback folds the socket's cumulative counters
+ *             (bytes_sent, bytes_received, data segments and segments in and out) as deltas into the cgroup's
+ *             counters, so no callback is needed per packet and the counts are exact whichever callbacks ran;
+ *             STATE_CB at close flushes the rest. Latency (kernels >= 6.10 pass the RTT sample, mrtt, as args[0]):
+ *             when the ACK carries data (no segment without payload arrived since the last callback), the
+ *             response answered the request it acknowledges: mrtt is the time from that request's first byte to
+ *             the response's first byte. When it is a pure ACK (the API server acknowledged the request before
+ *             answering it: a slow answer), the request's start (now - mrtt) is kept and egress callbacks are
+ *             enabled until the answer comes.
+ *         HDR_OPT_LEN_CB (egress skbs, only while egress callbacks are enabled; reserves no option space): when
+ *             data arrived since the request started (the ACK this socket sends for it, at most 2 ms later: the
+ *             socket's delayed-ACK ceiling is lowered with TCP_BPF_DELACK_MAX), the request ends. On kernels
+ *             without mrtt (mrtt_in_rtt_cb = 0), egress callbacks stay enabled and a request starts at its first
+ *             egress payload, as in the first version of this design.
+ *         PARSE_HDR_OPT_CB (ingress skbs on the slow path only): a packet with payload ends the outstanding request.
  *         STATE_CB: a socket closing from SYN_SENT is a failed connect (and a timeout when the SYN had to be
  *             retransmitted or the kernel gave up with ETIMEDOUT); closing with ECONNRESET/EPIPE is a reset.
  *         RTO_CB: retransmission timeouts of established connections (in SYN_SENT: marks the connect as timing out).
@@ -35,7 +40,8 @@
  *   api_endpoints, api_filter: bpf/endpoints.h.
  *
  * Minimum kernel: 5.10 (header-option callbacks 5.10, sk_storage in sock_addr programs 5.10, bpf_skc_to_tcp_sock
- * 5.9 with kernel BTF for sk_err via CO-RE). User space falls back to traffic.bpf.c when this object does not load. */
+ * 5.9 with kernel BTF for sk_err and bytes_sent via CO-RE); 6.10 for one run per request (mrtt in RTT_CB). User
+ * space falls back to traffic.bpf.c when this object does not load. */
 #include "common.h"
 #include "endpoints.h"
 #include "traffic.h"
@@ -72,10 +78,21 @@ struct {
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } api_health SEC(".maps");
 
-/* Only the field we read, relocated against the running kernel's struct sock (CO-RE). */
+/* Only the fields we read, relocated against the running kernel's structs (CO-RE). */
 struct sock___fanout {
 	int sk_err;
 } __attribute__((preserve_access_index));
+
+struct tcp_sock___fanout {
+	__u64 bytes_sent;
+} __attribute__((preserve_access_index));
+
+/* Set by user space: the kernel passes the RTT sample to RTT_CB (>= 6.10). */
+volatile const __u32 mrtt_in_rtt_cb = 0;
+
+#define FANOUT_CB_BASE (BPF_SOCK_OPS_STATE_CB_FLAG | BPF_SOCK_OPS_RTO_CB_FLAG | BPF_SOCK_OPS_RTT_CB_FLAG | \
+			BPF_SOCK_OPS_PARSE_ALL_HDR_OPT_CB_FLAG)
+#define FANOUT_CB_EGRESS (FANOUT_CB_BASE | BPF_SOCK_OPS_WRITE_HDR_OPT_CB_FLAG)
 
 static __always_inline struct cgroup_health *health_for(__u64 id)
 {
@@ -138,15 +155,11 @@ static __always_inline __u32 log2_bucket(__u64 us)
 	return r < FANOUT_LATENCY_BUCKETS - 1 ? r : FANOUT_LATENCY_BUCKETS - 1;
 }
 
-static __always_inline void end_request(struct api_sock *s)
+static __always_inline void record_latency(__u64 cgroup_id, __u64 us)
 {
-	struct cgroup_health *h;
-	__u64 start = s->req_start_ns, us;
+	struct cgroup_health *h = health_for(cgroup_id);
 	__u32 idx;
 
-	s->req_start_ns = 0;
-	us = (bpf_ktime_get_ns() - start) / 1000;
-	h = health_for(s->cgroup_id);
 	if (!h)
 		return;
 	idx = log2_bucket(us);
@@ -155,68 +168,120 @@ static __always_inline void end_request(struct api_sock *s)
 	__sync_fetch_and_add(&h->latency_sum_us, us);
 }
 
-/* fold_rx adds what the socket received since the last callback (the kernel's cumulative bytes_received,
- * data_segs_in, segs_in) to the cgroup's counters: exact whichever callbacks ran (ingress packets on the fast path
- * run none), and ends the outstanding request when response bytes arrived since it started. */
-static __always_inline void fold_rx(struct bpf_sock_ops *ctx, struct api_sock *s, struct cgroup_traffic *c)
+/* read_bytes_sent stores the socket's payload bytes sent so far in *out; it leaves *out alone when the kernel's
+ * socket can't be read. */
+static __always_inline void read_bytes_sent(struct bpf_sock_ops *ctx, __u64 *out)
 {
-	__u64 rx = ctx->bytes_received;
-	__u32 segs = ctx->data_segs_in, pkts = ctx->segs_in;
+	struct bpf_sock *sk = ctx->sk;
+	struct tcp_sock___fanout *tp;
 
-	if (rx == s->rx_bytes && pkts == s->rx_packets)
+	if (!sk)
 		return;
-	if (!c)
-		c = counters_for(s->cgroup_id);
+	tp = (struct tcp_sock___fanout *)bpf_skc_to_tcp_sock(sk);
+	if (tp)
+		*out = tp->bytes_sent;
+}
+
+/* fold adds what the socket sent and received since the last callback (the kernel's cumulative counters) to the
+ * cgroup's counters: exact whichever callbacks ran. It also notes how many segments without payload arrived so far,
+ * which tells the next RTT callback whether its ACK carried data. */
+static __always_inline void fold(struct bpf_sock_ops *ctx, struct api_sock *s)
+{
+	__u64 rx = ctx->bytes_received, tx = s->tx_bytes;
+	__u32 rseg = ctx->data_segs_in, rpkt = ctx->segs_in, tseg = ctx->data_segs_out, tpkt = ctx->segs_out;
+	struct cgroup_traffic *c;
+
+	read_bytes_sent(ctx, &tx);
+	s->pure_in = rpkt - rseg;
+	if (rx == s->rx_bytes && rpkt == s->rx_packets && tpkt == s->tx_packets && tx == s->tx_bytes)
+		return;
+	c = counters_for(s->cgroup_id);
 	if (c) {
 		c->rx_bytes += rx - s->rx_bytes;
-		c->rx_segments += (__u32)(segs - s->rx_segments);
-		c->rx_packets += (__u32)(pkts - s->rx_packets);
+		c->rx_segments += (__u32)(rseg - s->rx_segments);
+		c->rx_packets += (__u32)(rpkt - s->rx_packets);
+		c->tx_bytes += tx - s->tx_bytes;
+		c->tx_segments += (__u32)(tseg - s->tx_segments);
+		c->tx_packets += (__u32)(tpkt - s->tx_packets);
 	}
 	s->rx_bytes = rx;
-	s->rx_segments = segs;
-	s->rx_packets = pkts;
-	if (s->req_start_ns && rx > s->req_rx_mark)
-		end_request(s);
+	s->rx_segments = rseg;
+	s->rx_packets = rpkt;
+	s->tx_bytes = tx;
+	s->tx_segments = tseg;
+	s->tx_packets = tpkt;
+}
+
+static __always_inline void set_egress_cb(struct bpf_sock_ops *ctx, struct api_sock *s, int on)
+{
+	if (!mrtt_in_rtt_cb || !!(s->flags & FANOUT_SOCK_EGRESS_CB) == on)
+		return;
+	if (bpf_sock_ops_cb_flags_set(ctx, on ? FANOUT_CB_EGRESS : FANOUT_CB_BASE) == 0)
+		s->flags ^= FANOUT_SOCK_EGRESS_CB;
+}
+
+/* end_if_answered ends the outstanding request when data arrived since it started. */
+static __always_inline void end_if_answered(struct bpf_sock_ops *ctx, struct api_sock *s)
+{
+	if (!s->req_start_ns || ctx->data_segs_in == s->req_rx_mark)
+		return;
+	record_latency(s->cgroup_id, (bpf_ktime_get_ns() - s->req_start_ns) / 1000);
+	s->req_start_ns = 0;
+	set_egress_cb(ctx, s, 0);
 }
 
 static __always_inline void on_egress(struct bpf_sock_ops *ctx, struct api_sock *s)
 {
-	struct cgroup_traffic *c;
-	__u32 len;
-
-	if (ctx->args[0] == BPF_WRITE_HDR_TCP_CURRENT_MSS || !ctx->skb_tcp_flags)
-		return; /* tcp_current_mss() asking for option space: no packet */
-	len = ctx->skb_len; /* before the TCP header is pushed: payload only */
-	c = counters_for(s->cgroup_id);
-	if (c) {
-		c->tx_packets++;
-		c->tx_bytes += len;
-		c->tx_segments += len > 0;
-	}
-	fold_rx(ctx, s, c);
-	if (len && !s->req_start_ns) {
+	if (!ctx->skb_tcp_flags)
+		return;
+	end_if_answered(ctx, s);
+	/* Without mrtt, a request starts at its first egress payload (skb_len: before the TCP header is pushed). */
+	if (!mrtt_in_rtt_cb && ctx->skb_len && !s->req_start_ns) {
 		s->req_start_ns = bpf_ktime_get_ns();
-		s->req_rx_mark = s->rx_bytes;
+		s->req_rx_mark = ctx->data_segs_in;
 	}
+	fold(ctx, s);
 }
 
-/* on_ingress runs for ingress packets that take the slow path (and for RTT samples): a packet with payload ends
- * the outstanding request at once (bytes_received counts it only later, in tcp_data_queue). */
-static __always_inline void on_ingress(struct bpf_sock_ops *ctx, struct api_sock *s, int parse)
+static __always_inline void on_rtt(struct bpf_sock_ops *ctx, struct api_sock *s)
+{
+	__u32 pure = ctx->segs_in - ctx->data_segs_in;
+	long mrtt = (long)ctx->args[0];
+
+	if (ctx->state != FANOUT_TCP_ESTABLISHED) {
+		fold(ctx, s);
+		return;
+	}
+	if (s->req_start_ns) {
+		end_if_answered(ctx, s);
+	} else if (mrtt_in_rtt_cb && mrtt >= 0) {
+		if (pure == s->pure_in) {
+			/* The ACK carried data (it was queued before the ACK was processed): the answer to the acked request. */
+			record_latency(s->cgroup_id, mrtt);
+		} else {
+			/* A pure ACK: the request was received, its answer is still to come. */
+			s->req_start_ns = bpf_ktime_get_ns() - (__u64)mrtt * 1000;
+			s->req_rx_mark = ctx->data_segs_in;
+			set_egress_cb(ctx, s, 1);
+		}
+	}
+	fold(ctx, s);
+}
+
+/* on_parse runs for ingress packets that take the slow path: a packet with payload ends the outstanding request at
+ * once (data_segs_in already counts it). */
+static __always_inline void on_parse(struct bpf_sock_ops *ctx, struct api_sock *s)
 {
 	__u32 len = ctx->skb_len, hdr;
 
-	fold_rx(ctx, s, 0);
-	if (!parse || !s->req_start_ns)
+	if (!s->req_start_ns)
 		return;
 	hdr = (__u32)((long)ctx->skb_data_end - (long)ctx->skb_data); /* skb->data is the TCP header */
-	if (len > hdr)
-		end_request(s);
-}
-
-static __always_inline void on_close(struct bpf_sock_ops *ctx, struct api_sock *s)
-{
-	fold_rx(ctx, s, 0);
+	if (len > hdr) {
+		record_latency(s->cgroup_id, (bpf_ktime_get_ns() - s->req_start_ns) / 1000);
+		s->req_start_ns = 0;
+		set_egress_cb(ctx, s, 0);
+	}
 }
 
 static __always_inline int sock_err(struct bpf_sock_ops *ctx)
@@ -240,7 +305,8 @@ static __always_inline void on_state(struct bpf_sock_ops *ctx, struct api_sock *
 
 	if (to != FANOUT_TCP_CLOSE)
 		return;
-	on_close(ctx, s);
+	end_if_answered(ctx, s);
+	fold(ctx, s);
 	err = sock_err(ctx);
 	if (from == FANOUT_TCP_SYN_SENT) {
 		h = health_for(s->cgroup_id);
@@ -286,21 +352,21 @@ int fanout_sockops(struct bpf_sock_ops *ctx)
 	if (!s)
 		return 1; /* not an API socket */
 	switch (ctx->op) {
+	case BPF_SOCK_OPS_RTT_CB:
+		on_rtt(ctx, s);
+		break;
 	case BPF_SOCK_OPS_HDR_OPT_LEN_CB:
 		on_egress(ctx, s);
 		break;
 	case BPF_SOCK_OPS_PARSE_HDR_OPT_CB:
-		on_ingress(ctx, s, 1);
-		break;
-	case BPF_SOCK_OPS_RTT_CB:
-		on_ingress(ctx, s, 0);
+		on_parse(ctx, s);
 		break;
 	case BPF_SOCK_OPS_TCP_CONNECT_CB:
-		bpf_sock_ops_cb_flags_set(ctx, BPF_SOCK_OPS_STATE_CB_FLAG | BPF_SOCK_OPS_RTO_CB_FLAG |
-						       BPF_SOCK_OPS_RTT_CB_FLAG | BPF_SOCK_OPS_WRITE_HDR_OPT_CB_FLAG |
-						       BPF_SOCK_OPS_PARSE_ALL_HDR_OPT_CB_FLAG);
-		/* Response data on the fast path runs no callback; the ACK the socket sends for it does. Cap the delayed
-		 * ACK (TCP_BPF_DELACK_MAX, us; the kernel's floor is 2 jiffies) so that ACK follows the data promptly. */
+		if (bpf_sock_ops_cb_flags_set(ctx, mrtt_in_rtt_cb ? FANOUT_CB_BASE : FANOUT_CB_EGRESS) == 0 && !mrtt_in_rtt_cb)
+			s->flags |= FANOUT_SOCK_EGRESS_CB;
+		/* Response data on the fast path runs no callback; the ACK the socket sends for it does (when egress
+		 * callbacks are on). Cap the delayed ACK (TCP_BPF_DELACK_MAX, us; the kernel's floor is 2 jiffies) so that
+		 * ACK follows the data promptly. */
 		{
 			int v = 2000;
 			if (bpf_setsockopt(ctx, FANOUT_SOL_TCP, FANOUT_TCP_BPF_DELACK_MAX, &v, sizeof(v))) {
@@ -308,6 +374,9 @@ int fanout_sockops(struct bpf_sock_ops *ctx)
 				bpf_setsockopt(ctx, FANOUT_SOL_TCP, FANOUT_TCP_BPF_DELACK_MAX, &v, sizeof(v));
 			}
 		}
+		break;
+	case BPF_SOCK_OPS_ACTIVE_ESTABLISHED_CB:
+		fold(ctx, s); /* the handshake's segments; from here on pure_in tells pure ACKs apart */
 		break;
 	case BPF_SOCK_OPS_STATE_CB:
 		on_state(ctx, s);

@@ -42,10 +42,14 @@ type SockopsApiSock struct {
 	_          structs.HostLayout
 	CgroupId   uint64
 	ReqStartNs uint64
-	ReqRxMark  uint64
 	RxBytes    uint64
+	TxBytes    uint64
 	RxSegments uint32
 	RxPackets  uint32
+	TxSegments uint32
+	TxPackets  uint32
+	PureIn     uint32
+	ReqRxMark  uint32
 	Flags      uint32
 	Pad        uint32
 }
@@ -85,6 +89,7 @@ const (
 	SockopsProgFanoutSockops         = "fanout_sockops"
 	SockopsProgFanoutSockopsConnect4 = "fanout_sockops_connect4"
 	SockopsProgFanoutSockopsConnect6 = "fanout_sockops_connect6"
+	SockopsVarMrttInRttCb            = "mrtt_in_rtt_cb"
 )
 
 // LoadSockops returns the embedded CollectionSpec for Sockops.
@@ -150,6 +155,7 @@ type SockopsMapSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type SockopsVariableSpecs struct {
+	MrttInRttCb *ebpf.VariableSpec `ebpf:"mrtt_in_rtt_cb"`
 }
 
 // SockopsObjects contains all objects after they have been loaded into the kernel.
@@ -195,6 +201,7 @@ func (m *SockopsMaps) Close() error {
 //
 // It can be passed to LoadSockopsObjects or ebpf.CollectionSpec.LoadAndAssign.
 type SockopsVariables struct {
+	MrttInRttCb *ebpf.Variable `ebpf:"mrtt_in_rtt_cb"`
 }
 
 // SockopsPrograms contains all programs after they have been loaded into the kernel.

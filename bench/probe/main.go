@@ -2,6 +2,7 @@ package main
 
 import (
 	"bufio"
+	"encoding/binary"
 	"errors"
 	"flag"
 	"fmt"
@@ -42,8 +43,8 @@ func main() {
 		os.Exit(1)
 	}
 	var o options
-	flag.IntVar(&o.rounds, "rounds", 300, "A/B rounds (each runs every configuration once, in rotating order)")
-	flag.IntVar(&o.perBlock, "per-block", 300, "request/response round trips per block")
+	flag.IntVar(&o.rounds, "rounds", 200, "A/B rounds (each runs every configuration once, in rotating order)")
+	flag.IntVar(&o.perBlock, "per-block", 1000, "request/response round trips per block")
 	flag.StringVar(&o.out, "out", "BENCHMARKS.md", "file whose \"Probe overhead\" section is replaced")
 	flag.Parse()
 	logger := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
@@ -82,6 +83,7 @@ func serve() error {
 }
 
 func echo(c int) {
+	runtime.LockOSThread() // the thread's CPU time is this connection's server side
 	syscall.SetsockoptInt(c, syscall.IPPROTO_TCP, syscall.TCP_NODELAY, 1)
 	buf := make([]byte, 64)
 	for {
@@ -89,11 +91,28 @@ func echo(c int) {
 			syscall.Close(c)
 			return // client closed
 		}
+		if buf[0] == cpuQuery {
+			binary.LittleEndian.PutUint64(buf[1:9], uint64(threadCPU()))
+		}
 		if _, err := syscall.Write(c, buf); err != nil {
 			syscall.Close(c)
 			return
 		}
 	}
+}
+
+// cpuQuery as a request's first byte asks the server for its thread's CPU time (ns) in bytes 1..8 of the answer.
+const cpuQuery = 1
+
+// threadCPU is the calling thread's CPU time (CLOCK_THREAD_CPUTIME_ID: the scheduler's exact runtime, which on
+// kernels without IRQ time accounting includes the softirq work done in the thread's context, i.e. loopback
+// delivery and the BPF hooks on it).
+func threadCPU() time.Duration {
+	var ts unix.Timespec
+	if err := unix.ClockGettime(unix.CLOCK_THREAD_CPUTIME_ID, &ts); err != nil {
+		panic(err)
+	}
+	return time.Duration(ts.Nano())
 }
 
 func readFull(fd int, b []byte) error {
@@ -196,19 +215,40 @@ func run(o options, logger *slog.Logger) error {
 	fd := plainFd
 	buf := make([]byte, 64)
 	// block runs n round trips on fd and returns the wall time.
-	block := func(n int) (wall time.Duration, err error) {
+	serverCPU := func() (time.Duration, error) {
+		q := make([]byte, 64)
+		q[0] = cpuQuery
+		if _, err := syscall.Write(fd, q); err != nil {
+			return 0, err
+		}
+		if err := readFull(fd, q); err != nil {
+			return 0, err
+		}
+		return time.Duration(binary.LittleEndian.Uint64(q[1:9])), nil
+	}
+	// block runs n round trips on fd and returns the wall time and the CPU time both ends' threads spent on them.
+	block := func(n int) (wall, cpu time.Duration, err error) {
+		c0, s0 := threadCPU(), time.Duration(0)
+		if s0, err = serverCPU(); err != nil {
+			return 0, 0, err
+		}
 		start := time.Now()
 		for range n {
 			if _, err := syscall.Write(fd, buf); err != nil {
-				return 0, err
+				return 0, 0, err
 			}
 			if err := readFull(fd, buf); err != nil {
-				return 0, err
+				return 0, 0, err
 			}
 		}
-		return time.Since(start), nil
+		wall = time.Since(start)
+		s1, err := serverCPU()
+		if err != nil {
+			return 0, 0, err
+		}
+		return wall, threadCPU() - c0 + s1 - s0, nil
 	}
-	if _, err := block(5000); err != nil { // warm up
+	if _, _, err := block(5000); err != nil { // warm up
 		return err
 	}
 	// The per-socket design: an API socket opted in at connect() (sockops + its connect4 program attached while
@@ -238,7 +278,7 @@ func run(o options, logger *slog.Logger) error {
 	}
 	defer syscall.Close(apiFd)
 	fd = apiFd
-	if _, err := block(2000); err != nil {
+	if _, _, err := block(2000); err != nil {
 		return err
 	}
 	fd = plainFd
@@ -267,27 +307,32 @@ func run(o options, logger *slog.Logger) error {
 		return ls, nil
 	}
 
-	const (
-		detached = iota
-		matching
-		other
-		hookOnly
-		sockAPI
-		sockOther
-		nConfigs
-	)
-	names := []string{"detached", "cgroup_skb, API packets", "cgroup_skb, other packets", "empty cgroup_skb programs",
-		"sockops, API packets", "sockops, other packets"}
-	per := make([][]float64, nConfigs) // wall ns per round trip, per round
-	var matchPackets, sockPackets uint64
-	var matchRTs, sockRTs int
+	emptySockops, err := ebpf.NewProgram(&ebpf.ProgramSpec{Type: ebpf.SockOps, License: "GPL",
+		Instructions: asm.Instructions{asm.Mov.Imm(asm.R0, 1), asm.Return()}})
+	if err != nil {
+		return fmt.Errorf("load empty sockops program: %w", err)
+	}
+	defer emptySockops.Close()
+	per := make([][]float64, nConfigs)    // wall ns per round trip, per round
+	perCPU := make([][]float64, nConfigs) // CPU ns per round trip (both ends), per round
+	var matchPackets uint64
+	var matchRTs int
 	for r := range o.rounds {
 		for i := range nConfigs {
 			cfg := (i + r) % nConfigs
 			var ls []link.Link
 			fd = plainFd
-			if cfg == sockAPI || cfg == sockOther {
-				if cfg == sockAPI {
+			if cfg == cfgDetachedAPI {
+				fd = apiFd
+			} else if cfg == cfgSockEmpty {
+				fd = apiFd // its callbacks were enabled at connect(); the empty program runs on each
+				l, err := link.AttachCgroup(link.CgroupOptions{Path: attachAt, Attach: ebpf.AttachCGroupSockOps, Program: emptySockops})
+				if err != nil {
+					return fmt.Errorf("attach empty sockops: %w", err)
+				}
+				ls = append(ls, l)
+			} else if cfg == cfgSockAPI || cfg == cfgSockOther {
+				if cfg == cfgSockAPI {
 					fd = apiFd
 				}
 				l, err := attachSockops()
@@ -295,13 +340,13 @@ func run(o options, logger *slog.Logger) error {
 					return fmt.Errorf("attach sockops: %w", err)
 				}
 				ls = append(ls, l)
-			} else if cfg == hookOnly {
+			} else if cfg == cfgSkbEmpty {
 				if ls, err = attach(empty, empty); err != nil {
 					return fmt.Errorf("attach: %w", err)
 				}
-			} else if cfg != detached {
+			} else if cfg != cfgDetached {
 				eps := apiEP
-				if cfg == other {
+				if cfg == cfgSkbOther {
 					eps = otherEP
 				}
 				if err := p.SetEndpoints(eps); err != nil {
@@ -312,7 +357,7 @@ func run(o options, logger *slog.Logger) error {
 				}
 			}
 			before, _ := totalPackets(p)
-			d, err := block(o.perBlock)
+			d, cpu, err := block(o.perBlock)
 			after, _ := totalPackets(p)
 			for _, l := range ls {
 				l.Close()
@@ -320,40 +365,22 @@ func run(o options, logger *slog.Logger) error {
 			if err != nil {
 				return err
 			}
-			if cfg == matching {
+			if cfg == cfgSkbAPI {
 				matchPackets += after - before
 				matchRTs += o.perBlock
 			}
-			if cfg == sockAPI {
-				sockPackets += after - before
-				sockRTs += o.perBlock
-			}
 			per[cfg] = append(per[cfg], float64(d.Nanoseconds())/float64(o.perBlock))
+			perCPU[cfg] = append(perCPU[cfg], float64(cpu.Nanoseconds())/float64(o.perBlock+1))
 		}
 	}
-	pktsPerRT := float64(matchPackets) / float64(matchRTs)
 	// Noise from other processes on a shared machine only adds time: compare low percentiles of the per-block
-	// round-trip times (p10, with the median alongside).
-	res := result{
-		rounds: o.rounds, perBlock: o.perBlock, pktsPerRT: pktsPerRT,
-	}
+	// means (p10, with the median alongside).
+	res := result{rounds: o.rounds, perBlock: o.perBlock, pktsPerRT: float64(matchPackets) / float64(matchRTs),
+		oneRunPerRequest: p.OneRunPerRequest()}
 	for i := range nConfigs {
-		res.rtNs[i], res.rtMed[i] = pct(per[i], 10), pct(per[i], 50)
+		res.cpuP10[i], res.cpuMed[i] = pct(perCPU[i], 10), pct(perCPU[i], 50)
+		res.wallP10[i], res.wallMed[i] = pct(per[i], 10), pct(per[i], 50)
 	}
-	res.matchPerPkt = (res.rtNs[matching] - res.rtNs[detached]) / pktsPerRT
-	res.otherPerPkt = (res.rtNs[other] - res.rtNs[detached]) / pktsPerRT
-	res.matchMed = (res.rtMed[matching] - res.rtMed[detached]) / pktsPerRT
-	res.otherMed = (res.rtMed[other] - res.rtMed[detached]) / pktsPerRT
-	res.hookPerPkt = (res.rtNs[hookOnly] - res.rtNs[detached]) / pktsPerRT
-	res.hookMed = (res.rtMed[hookOnly] - res.rtMed[detached]) / pktsPerRT
-	res.sockPktsPerRT = float64(sockPackets) / float64(max(sockRTs, 1))
-	res.sockAPIPerPkt = (res.rtNs[sockAPI] - res.rtNs[detached]) / pktsPerRT
-	res.sockAPIMed = (res.rtMed[sockAPI] - res.rtMed[detached]) / pktsPerRT
-	res.sockOtherPerPkt = (res.rtNs[sockOther] - res.rtNs[detached]) / pktsPerRT
-	res.sockOtherMed = (res.rtMed[sockOther] - res.rtMed[detached]) / pktsPerRT
-	// Same-socket ratio: the API socket's round trip with sockops over the plain socket's detached round trip.
-	res.sockRatio = res.rtMed[sockAPI] / res.rtMed[detached]
-	res.skbRatio = res.rtMed[matching] / res.rtMed[detached]
 	// In-kernel cost on the real path: kernel BPF run-time statistics (enabled only for this phase).
 	stats, err := ebpf.EnableStats(uint32(unix.BPF_STATS_RUN_TIME))
 	if err != nil {
@@ -372,11 +399,11 @@ func run(o options, logger *slog.Logger) error {
 		if err != nil {
 			return 0, err
 		}
-		if _, err := block(1000); err != nil {
+		if _, _, err := block(1000); err != nil {
 			return 0, err
 		}
 		t0, n0 := runStats(egress, ingress)
-		if _, err := block(20 * o.perBlock); err != nil {
+		if _, _, err := block(20 * o.perBlock); err != nil {
 			return 0, err
 		}
 		t1, n1 := runStats(egress, ingress)
@@ -412,6 +439,7 @@ func run(o options, logger *slog.Logger) error {
 		_, n2 := runStats(sobjs.FanoutSockops)
 		l.Close()
 		res.sockOtherRunsPerRT = float64(n2-n1) / float64(20*o.perBlock)
+
 		if n1 > n0 {
 			res.sockRun = float64(t1-t0) / float64(n1-n0)
 			res.sockRunsPerRT = float64(n1-n0) / float64(20*o.perBlock)
@@ -422,8 +450,9 @@ func run(o options, logger *slog.Logger) error {
 	if err != nil {
 		return err
 	}
-	for i, n := range names {
-		fmt.Fprintf(os.Stderr, "round trip %-26s wall p10 %6.0f ns  median %6.0f ns\n", n, res.rtNs[i], res.rtMed[i])
+	for i, n := range configNames {
+		fmt.Fprintf(os.Stderr, "%-34s cpu p10 %6.0f median %6.0f | wall p10 %6.0f median %6.0f | added per packet (cpu p10) %5.0f\n",
+			n, res.cpuP10[i], res.cpuMed[i], res.wallP10[i], res.wallMed[i], res.added(&res.cpuP10, i))
 	}
 	section := res.markdown()
 	fmt.Print(section)

@@ -36,3 +36,14 @@ func TestParseEndpoints(t *testing.T) {
 		}
 	}
 }
+
+func TestReleaseAtLeast(t *testing.T) {
+	for rel, want := range map[string]bool{
+		"6.18.44-fc-v1272": true, "6.10.0": true, "6.9.12-arch1": false, "5.15.0-91-generic": false, "7.0": true,
+		"garbage": false, "": false,
+	} {
+		if got := releaseAtLeast(rel, 6, 10); got != want {
+			t.Errorf("releaseAtLeast(%q, 6, 10) = %v, want %v", rel, got, want)
+		}
+	}
+}

@@ -81,6 +81,9 @@ type Probe struct {
 	sock  *bpf.SockopsObjects // nil in ModeSKB
 	mode  Mode
 	links map[string]link.Link
+	// oneRunPerRequest: the kernel passes the RTT sample to sockops (>= 6.10), so API sockets run the program about
+	// once per request/response instead of on every egress packet.
+	oneRunPerRequest bool
 
 	// Handoff after an upgrade from the cgroup_skb design (ModeSockops with its links still attached).
 	handoff       bool
@@ -155,7 +158,7 @@ func (p *Probe) load() error {
 	if err := p.ensureOverflow(); err != nil {
 		return err
 	}
-	p.log.Info("probe design", "mode", p.mode)
+	p.log.Info("probe design", "mode", p.mode, "one_run_per_request", p.oneRunPerRequest)
 	return nil
 }
 
@@ -164,6 +167,11 @@ func (p *Probe) loadSockops() error {
 	if err != nil {
 		return fmt.Errorf("load sockops spec: %w", err)
 	}
+	mrtt := kernelAtLeast(6, 10)
+	if err := spec.Variables["mrtt_in_rtt_cb"].Set(uint32(boolInt(mrtt))); err != nil {
+		return fmt.Errorf("set mrtt_in_rtt_cb: %w", err)
+	}
+	p.oneRunPerRequest = mrtt
 	var objs bpf.SockopsObjects
 	if err := p.loadSpec(spec, &objs); err != nil {
 		return fmt.Errorf("load sockops objects: %w", err)
@@ -451,6 +459,10 @@ func Uninstall(pinDir string) error {
 
 // Objects exposes the loaded maps and programs (tests, benchmarks and the enforcement package's shared maps).
 func (p *Probe) Objects() *bpf.TrafficObjects { return &p.objs }
+
+// OneRunPerRequest reports whether API sockets run the sockops program about once per request/response (the
+// kernel passes the RTT sample to sockops, >= 6.10) rather than on every egress packet.
+func (p *Probe) OneRunPerRequest() bool { return p.oneRunPerRequest }
 
 // SockopsObjects exposes the per-socket design's objects (nil in ModeSKB).
 func (p *Probe) SockopsObjects() *bpf.SockopsObjects { return p.sock }
