@@ -44,10 +44,14 @@ type TrafficApiSock struct {
 	_          structs.HostLayout
 	CgroupId   uint64
 	ReqStartNs uint64
-	ReqRxMark  uint64
 	RxBytes    uint64
+	TxBytes    uint64
 	RxSegments uint32
 	RxPackets  uint32
+	TxSegments uint32
+	TxPackets  uint32
+	PureIn     uint32
+	ReqRxMark  uint32
 	Flags      uint32
 	Pad        uint32
 }

@@ -46,6 +46,9 @@ func TestMain(m *testing.M) {
 	if os.Getenv(helperEnv) == "1" {
 		os.Exit(httpClientMain())
 	}
+	if addr := os.Getenv(echoClientEnv); addr != "" {
+		os.Exit(echoClientMain(addr))
+	}
 	if addr := os.Getenv(dialEnv); addr != "" {
 		n, _ := strconv.Atoi(os.Getenv(dialEnv + "_N"))
 		for range max(n, 1) {
