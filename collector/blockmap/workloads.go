@@ -8,19 +8,24 @@ import (
 	"github.com/cilium/ebpf"
 )
 
-// Workload record flags.
-const (
-	// WorkloadReleasing: a release ramp is running; RampEndBootNs says when the last pod is re-admitted.
-	WorkloadReleasing uint32 = 1 << 0
-)
-
 // WorkloadRecord is one workload directive kept in the pinned blocked_workloads map, so that a restarted agent
 // blocks new pods of the workload again and `fanoutctl node list` can name the blocked cgroups.
 type WorkloadRecord struct {
 	ExpiresBootNs uint64 // the directive's TTL deadline (0 = none)
-	RampEndBootNs uint64 // with WorkloadReleasing: when the release ramp ends
+	RampEndBootNs uint64 // with FlagReleasing: when the release ramp ends
 	Flags         uint32
-	_             uint32
+	// Epoch is the trip the directive belongs to (the aggregator's epochs are unix seconds; 0 = unknown, or an epoch
+	// that does not fit): a restarted agent refuses a late block of a trip it had already released. It takes what
+	// was padding, so records pinned by earlier versions read as epoch 0.
+	Epoch uint32
+}
+
+// EpochOf returns the record field for a directive epoch (0 when it does not fit in 32 bits).
+func EpochOf(epoch uint64) uint32 {
+	if epoch > 1<<32-1 {
+		return 0
+	}
+	return uint32(epoch)
 }
 
 type workloadKey [MaxWorkloadName]byte

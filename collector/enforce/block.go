@@ -37,7 +37,7 @@ func (e *Enforcer) block(d Directive) error {
 	if d.Epoch != 0 {
 		ws.epoch = d.Epoch
 	}
-	err := e.maps.PutWorkload(d.Workload, blockmap.WorkloadRecord{ExpiresBootNs: expires})
+	err := e.maps.PutWorkload(d.Workload, blockmap.WorkloadRecord{ExpiresBootNs: expires, Epoch: blockmap.EpochOf(ws.epoch)})
 	ex := e.exemptions(now)
 	var blocked []uint64
 	var errs []error

@@ -88,7 +88,7 @@ func TestMachineBlockHoldsUntilTTL(t *testing.T) {
 			if got := n.entries(); !maps.Equal(got, map[uint64]blockmap.Entry{web1.id: want, web2.id: want}) {
 				t.Fatalf("block list %+v, want pods %d and %d until %d", got, web1.id, web2.id, until)
 			}
-			if r, ok := n.record(wlWeb); !ok || r != (blockmap.WorkloadRecord{ExpiresBootNs: until}) {
+			if r, ok := n.record(wlWeb); !ok || r != (blockmap.WorkloadRecord{ExpiresBootNs: until, Epoch: 7}) {
 				t.Fatalf("workload record %+v (present %v), want expiry %d", r, ok, until)
 			}
 			if a, b, c := n.openSockets(web1.id), n.openSockets(web2.id), n.openSockets(oth.id); a != 0 || b != 0 || c != 1 {
@@ -162,7 +162,7 @@ func TestMachineReleaseAtNodesPlaceInRamp(t *testing.T) {
 				wantReport(t, e, "release at once")
 				return
 			}
-			want := blockmap.WorkloadRecord{ExpiresBootNs: expires, RampEndBootNs: t0 + uint64(wait), Flags: blockmap.FlagReleasing}
+			want := blockmap.WorkloadRecord{ExpiresBootNs: expires, RampEndBootNs: t0 + uint64(wait), Flags: blockmap.FlagReleasing, Epoch: 5}
 			if r, _ := n.record(wlWeb); r != want {
 				t.Fatalf("record %+v, want %+v", r, want)
 			}
@@ -444,8 +444,12 @@ func TestMachineRestoreAfterRestart(t *testing.T) {
 	second := startFake(t, n, res, cfg, "")
 	wantBlocked(t, n, "restored", web3, web4, batch[0], batch[1], manual)
 	wantReport(t, second, "restored",
-		BlockedWorkload{Workload: wlBatch, Pods: len(batch), Releasing: true},
-		BlockedWorkload{Workload: wlWeb, Pods: 2, Exempt: 1})
+		BlockedWorkload{Workload: wlBatch, Epoch: 2, Pods: len(batch), Releasing: true},
+		BlockedWorkload{Workload: wlWeb, Epoch: 3, Pods: 2, Exempt: 1})
+	// The trip's epoch outlives the restart: a late block of the released trip does not cancel the resumed ramp.
+	if err := second.Apply(Directive{Action: ActionBlock, Workload: wlBatch, TTL: 10 * time.Minute, Epoch: 2}); !errors.Is(err, ErrStale) {
+		t.Fatalf("late block of the released epoch after a restart: %v, want ErrStale", err)
+	}
 	if n.openSockets(web3.id) != 0 {
 		t.Fatal("restored pod's API connection kept")
 	}
@@ -466,7 +470,7 @@ func TestMachineRestoreAfterRestart(t *testing.T) {
 	n.advance(1)
 	second.sweep()
 	wantBlocked(t, n, "at the end of the resumed ramp", web3, web4, manual)
-	wantReport(t, second, "released", BlockedWorkload{Workload: wlWeb, Pods: 2, Exempt: 1})
+	wantReport(t, second, "released", BlockedWorkload{Workload: wlWeb, Epoch: 3, Pods: 2, Exempt: 1})
 	n.advance(time.Duration(webUntil - n.BootNow()))
 	second.sweep()
 	wantBlocked(t, n, "at the restored TTL", manual)

@@ -37,7 +37,7 @@ func (e *Enforcer) release(d Directive) error {
 	}
 	ws.releasing, ws.rampEnd = true, at
 	if err := e.maps.PutWorkload(d.Workload, blockmap.WorkloadRecord{ExpiresBootNs: ws.expires,
-		RampEndBootNs: ws.rampEnd, Flags: blockmap.FlagReleasing}); err != nil {
+		RampEndBootNs: ws.rampEnd, Flags: blockmap.FlagReleasing, Epoch: blockmap.EpochOf(e.released[d.Workload])}); err != nil {
 		return fmt.Errorf("release %s: %w", d.Workload, err)
 	}
 	e.log.Info("workload release scheduled", "workload", d.Workload, "pods", len(ws.pods), "in",

@@ -32,9 +32,11 @@ func (e *Enforcer) restore() error {
 			continue
 		}
 		ws := newWorkloadState()
-		ws.expires = r.ExpiresBootNs
+		ws.expires, ws.epoch = r.ExpiresBootNs, uint64(r.Epoch)
 		if r.Flags&blockmap.FlagReleasing != 0 {
 			ws.releasing, ws.rampEnd = true, r.RampEndBootNs
+			// A late block of the released trip must not cancel the resumed ramp.
+			e.released[name] = max(e.released[name], ws.epoch)
 		}
 		e.workloads[name] = ws
 		byHash[blockmap.WorkloadHash(name)] = name
