@@ -9,7 +9,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"syscall"
 	"testing"
 	"time"
 
@@ -56,15 +55,7 @@ type echoClient struct {
 
 func startEchoClient(t *testing.T, dir, addr string) *echoClient {
 	t.Helper()
-	cg, err := os.Open(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cg.Close()
-	cmd := exec.Command(os.Args[0], "-test.run=^$")
-	cmd.Env = append(os.Environ(), echoClientEnv+"="+addr)
-	cmd.SysProcAttr = &syscall.SysProcAttr{UseCgroupFD: true, CgroupFD: int(cg.Fd())}
-	cmd.Stderr = os.Stderr
+	cmd := helperIn(t, dir, echoClientEnv+"="+addr)
 	in, err := cmd.StdinPipe()
 	if err != nil {
 		t.Fatal(err)

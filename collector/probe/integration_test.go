@@ -156,19 +156,26 @@ func writeCA(t *testing.T, s *httptest.Server) string {
 	return f
 }
 
-// runClientIn runs the HTTP client helper inside cgroup dir.
-func runClientIn(t *testing.T, dir, url string, n int, ca string) clientResult {
+// helperIn returns the test binary as a helper process to be born in cgroup dir (CLONE_INTO_CGROUP), with env added
+// to its environment and args after the test flags.
+func helperIn(t *testing.T, dir, env string, args ...string) *exec.Cmd {
 	t.Helper()
 	cg, err := os.Open(dir)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer cg.Close()
-	cmd := exec.Command(os.Args[0], "-test.run=^$", url, strconv.Itoa(n), ca)
-	cmd.Env = append(os.Environ(), helperEnv+"=1")
+	t.Cleanup(func() { cg.Close() })
+	cmd := exec.Command(os.Args[0], append([]string{"-test.run=^$"}, args...)...)
+	cmd.Env = append(os.Environ(), env)
 	cmd.SysProcAttr = &syscall.SysProcAttr{UseCgroupFD: true, CgroupFD: int(cg.Fd())}
 	cmd.Stderr = os.Stderr
-	out, err := cmd.Output()
+	return cmd
+}
+
+// runClientIn runs the HTTP client helper inside cgroup dir.
+func runClientIn(t *testing.T, dir, url string, n int, ca string) clientResult {
+	t.Helper()
+	out, err := helperIn(t, dir, helperEnv+"=1", url, strconv.Itoa(n), ca).Output()
 	if err != nil {
 		t.Fatalf("client %s: %v", url, err)
 	}

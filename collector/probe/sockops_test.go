@@ -140,16 +140,7 @@ func TestSockopsLatencyHistogram(t *testing.T) {
 
 func runDialIn(t *testing.T, dir, addr string) {
 	t.Helper()
-	cg, err := os.Open(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cg.Close()
-	cmd := exec.Command(os.Args[0], "-test.run=^$")
-	cmd.Env = append(os.Environ(), dialEnv+"="+addr)
-	cmd.SysProcAttr = &syscall.SysProcAttr{UseCgroupFD: true, CgroupFD: int(cg.Fd())}
-	cmd.Stderr = os.Stderr
-	if err := cmd.Run(); err != nil {
+	if err := helperIn(t, dir, dialEnv+"="+addr).Run(); err != nil {
 		t.Fatalf("dial %s: %v", addr, err)
 	}
 }
