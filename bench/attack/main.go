@@ -65,6 +65,7 @@ func run(ctx context.Context, c config, logger *slog.Logger) error {
 	if c.reconnect < time.Second || c.attackers < 1 || c.names < 1 {
 		return fmt.Errorf("want -reconnect >= 1s (one report round a second), -attackers >= 1, -names >= 1")
 	}
+	load := loadAvg()
 	nodes := []string{goodNode}
 	for i := range c.attackers {
 		nodes = append(nodes, attackerNode(i))
@@ -142,6 +143,7 @@ func run(ctx context.Context, c config, logger *slog.Logger) error {
 	time.Sleep(200 * time.Millisecond) // the agent's last report reaches the log
 
 	res := analyze(c, w, a, stats, agg.LogLines(), before, after, attackStart, attackEnd)
+	res.loadBefore = load
 	res.cores = float64(cpu1.CPU-cpu0.CPU) / float64(cpu1.At.Sub(cpu0.At))
 	res.rssEnd, res.hwm = final.RSS, final.HWM
 	res.peakRSS = max(res.peakRSS, final.RSS)

@@ -18,6 +18,7 @@ import (
 type result struct {
 	cfg                    config
 	attackStart, attackEnd time.Time
+	loadBefore             string // /proc/loadavg's 1-minute figure when the run started
 
 	// Aggregator process.
 	peakRSS, rssEnd, hwm int64
@@ -223,6 +224,15 @@ func pass(ok bool) string {
 	return "**FAIL**"
 }
 
+// loadAvg returns the 1-minute load average.
+func loadAvg() string {
+	b, err := os.ReadFile("/proc/loadavg")
+	if f := strings.Fields(string(b)); err == nil && len(f) > 0 {
+		return f[0]
+	}
+	return "unknown"
+}
+
 // machine describes where the benchmark ran.
 func machine() string {
 	host, _ := os.Hostname()
@@ -248,7 +258,8 @@ func (r *result) markdown() string {
 	c := r.cfg
 	secs := r.attackEnd.Sub(r.attackStart).Seconds()
 	fmt.Fprintf(&b, "## Cardinality attack\n\n")
-	fmt.Fprintf(&b, "`make bench-attack` (bench/attack), %s; %s.\n\n", time.Now().UTC().Format("2006-01-02 15:04 UTC"), machine())
+	fmt.Fprintf(&b, "`make bench-attack` (bench/attack), %s; %s; load average %s when the run started (other work on the machine).\n\n",
+		time.Now().UTC().Format("2006-01-02 15:04 UTC"), machine(), r.loadBefore)
 	fmt.Fprintf(&b, "Issue 10, finding 2: any agent credential could grow the aggregator's memory without bound. The real\n")
 	fmt.Fprintf(&b, "`fanout-aggregator` binary runs on loopback with default limits (`--memory.limit-mib=400`, `--fleet.max-workloads=20000`)\n")
 	fmt.Fprintf(&b, "and node-bound agent tokens. One well-behaved agent reports %d workloads (10-50 req/s, two pods each) every second,\n", goodWorkloads)
