@@ -28,7 +28,7 @@ test: deps e2e-bins helm ## all tests (privileged ones run, never skip, as root;
 	$(MAKE) lint
 	$(GO) test -count=1 -timeout 40m ./...
 
-bench: bench-probe bench-aggregator bench-attack ## benchmarks; results written to BENCHMARKS.md
+bench: bench-probe bench-aggregator bench-attack bench-agent ## benchmarks; results written to BENCHMARKS.md
 	@echo "bench targets are added per component"
 
 bench-probe: ## probe overhead per packet (root; interleaved A/B over loopback), section "Probe overhead" of BENCHMARKS.md
@@ -93,3 +93,7 @@ e2e-incident: e2e-bins ## replay the incident on a real kube-apiserver with NO f
 .PHONY: test-apiendpoints-remediate
 test-apiendpoints-remediate: e2e-bins ## API endpoint discovery + durable remediation against a real kube-apiserver (~15 s)
 	$(GO) test -count=1 ./collector/apiendpoints ./aggregator/remediate
+
+.PHONY: bench-agent
+bench-agent: e2e-bins ## the agent's own CPU and RSS on a simulated node at 5,000 API calls/s (root; real kube-apiserver, agent and aggregator; interleaved idle/load windows, ~3 min); section "Agent footprint" of BENCHMARKS.md
+	$(GO) run ./bench/agent -out BENCHMARKS.md
