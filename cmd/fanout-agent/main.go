@@ -18,9 +18,6 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
-	"k8s.io/client-go/kubernetes"
-	"k8s.io/client-go/rest"
-	"k8s.io/client-go/tools/clientcmd"
 	"k8s.io/klog/v2"
 
 	"github.com/fanoutdev/fanout/api"
@@ -29,6 +26,7 @@ import (
 	"github.com/fanoutdev/fanout/collector/cgroups"
 	"github.com/fanoutdev/fanout/collector/enforce"
 	"github.com/fanoutdev/fanout/collector/identity"
+	"github.com/fanoutdev/fanout/collector/kubeclient"
 	"github.com/fanoutdev/fanout/collector/metrics"
 	"github.com/fanoutdev/fanout/collector/pindir"
 	"github.com/fanoutdev/fanout/collector/probe"
@@ -92,7 +90,7 @@ func run(ctx context.Context, cfg *config, logger *slog.Logger) error {
 			return err
 		}
 	}
-	client, err := kubeClient(cfg.Kubeconfig)
+	client, err := kubeclient.New(cfg.Kubeconfig, "fanout-agent/"+version)
 	if err != nil {
 		logger.Warn("no API server client; identities come from the pod log dir", "err", err)
 	}
@@ -116,7 +114,7 @@ func run(ctx context.Context, cfg *config, logger *slog.Logger) error {
 	} else {
 		seed = append(seed, env...)
 	}
-	var discoveryClient kubernetes.Interface
+	var discoveryClient kubeclient.Client
 	if cfg.DiscoverEndpoints && client != nil {
 		discoveryClient = client
 	}
@@ -251,19 +249,4 @@ func logSnapshots(ctx context.Context, ch <-chan agent.Snapshot, logger *slog.Lo
 			}
 		}
 	}
-}
-
-func kubeClient(kubeconfig string) (kubernetes.Interface, error) {
-	var rc *rest.Config
-	var err error
-	if kubeconfig != "" {
-		rc, err = clientcmd.BuildConfigFromFlags("", kubeconfig)
-	} else {
-		rc, err = rest.InClusterConfig()
-	}
-	if err != nil {
-		return nil, fmt.Errorf("kube client config: %w", err)
-	}
-	rc.UserAgent = "fanout-agent/" + version
-	return kubernetes.NewForConfig(rc)
 }

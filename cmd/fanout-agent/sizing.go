@@ -6,14 +6,14 @@ import (
 	"time"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/client-go/kubernetes"
 
+	"github.com/fanoutdev/fanout/collector/kubeclient"
 	"github.com/fanoutdev/fanout/collector/probe"
 )
 
 // counterMapSize is --bpf.max-cgroups when set, else sized from the node's pod capacity (status.capacity.pods),
 // else probe.DefaultMaxCgroups (no API server at start: counting must not wait for it).
-func counterMapSize(ctx context.Context, flag uint, client kubernetes.Interface, node string, logger *slog.Logger) uint32 {
+func counterMapSize(ctx context.Context, flag uint, client kubeclient.Client, node string, logger *slog.Logger) uint32 {
 	if flag > 0 {
 		return uint32(flag)
 	}

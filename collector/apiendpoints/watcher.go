@@ -15,10 +15,11 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/fields"
 	"k8s.io/apimachinery/pkg/labels"
-	coreinformers "k8s.io/client-go/informers/core/v1"
-	discoveryinformers "k8s.io/client-go/informers/discovery/v1"
-	"k8s.io/client-go/kubernetes"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/watch"
 	"k8s.io/client-go/tools/cache"
+
+	"github.com/fanoutdev/fanout/collector/kubeclient"
 )
 
 // The Service every pod reaches the API server through.
@@ -30,7 +31,7 @@ const (
 // Config of a Watcher.
 type Config struct {
 	// Client reads Service default/kubernetes and its EndpointSlices; nil runs on the static seed alone.
-	Client kubernetes.Interface
+	Client kubeclient.Client
 	// Static endpoints (flags, FromEnv) are delivered first and always stay in the set.
 	Static []Endpoint
 	// StartJitter delays the informers by a random duration in [0, StartJitter).
@@ -89,14 +90,30 @@ func (w *Watcher) Run(ctx context.Context) error {
 		}
 	}
 
-	svcInf := coreinformers.NewFilteredServiceInformer(w.cfg.Client, ServiceNamespace, 0, cache.Indexers{},
-		func(o *metav1.ListOptions) {
-			o.FieldSelector = fields.OneTermEqualSelector("metadata.name", ServiceName).String()
-		})
-	esInf := discoveryinformers.NewFilteredEndpointSliceInformer(w.cfg.Client, ServiceNamespace, 0, cache.Indexers{},
-		func(o *metav1.ListOptions) {
-			o.LabelSelector = labels.Set{discoveryv1.LabelServiceName: ServiceName}.String()
-		})
+	services := w.cfg.Client.CoreV1().Services(ServiceNamespace)
+	byName := fields.OneTermEqualSelector("metadata.name", ServiceName).String()
+	svcInf := cache.NewSharedIndexInformer(cache.ToListWatcherWithWatchListSemantics(&cache.ListWatch{
+		ListWithContextFunc: func(ctx context.Context, o metav1.ListOptions) (runtime.Object, error) {
+			o.FieldSelector = byName
+			return services.List(ctx, o)
+		},
+		WatchFuncWithContext: func(ctx context.Context, o metav1.ListOptions) (watch.Interface, error) {
+			o.FieldSelector = byName
+			return services.Watch(ctx, o)
+		},
+	}, w.cfg.Client), &corev1.Service{}, 0, cache.Indexers{})
+	slicesAPI := w.cfg.Client.DiscoveryV1().EndpointSlices(ServiceNamespace)
+	ofService := labels.Set{discoveryv1.LabelServiceName: ServiceName}.String()
+	esInf := cache.NewSharedIndexInformer(cache.ToListWatcherWithWatchListSemantics(&cache.ListWatch{
+		ListWithContextFunc: func(ctx context.Context, o metav1.ListOptions) (runtime.Object, error) {
+			o.LabelSelector = ofService
+			return slicesAPI.List(ctx, o)
+		},
+		WatchFuncWithContext: func(ctx context.Context, o metav1.ListOptions) (watch.Interface, error) {
+			o.LabelSelector = ofService
+			return slicesAPI.Watch(ctx, o)
+		},
+	}, w.cfg.Client), &discoveryv1.EndpointSlice{}, 0, cache.Indexers{})
 	for _, inf := range []cache.SharedIndexInformer{svcInf, esInf} {
 		if err := inf.SetTransform(stripManagedFields); err != nil {
 			return err

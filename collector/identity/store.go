@@ -11,9 +11,11 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/fields"
-	"k8s.io/client-go/informers"
-	"k8s.io/client-go/kubernetes"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/watch"
 	"k8s.io/client-go/tools/cache"
+
+	"github.com/fanoutdev/fanout/collector/kubeclient"
 )
 
 // Config configures a Store.
@@ -21,7 +23,7 @@ type Config struct {
 	// NodeName scopes the pod informer (spec.nodeName=<NodeName>). Required with Client.
 	NodeName string
 	// Client is the API client; nil runs on the pod-logs fallback only.
-	Client kubernetes.Interface
+	Client kubeclient.Client
 	// PodLogsDir is the kubelet's pod log dir for the fallback ("" = /var/log/pods).
 	PodLogsDir string
 	// StartJitter delays the informer start by a random duration in [0, StartJitter), so a DaemonSet rollout does
@@ -134,11 +136,20 @@ func (s *Store) Run(ctx context.Context) error {
 		case <-time.After(d):
 		}
 	}
-	factory := informers.NewSharedInformerFactoryWithOptions(s.cfg.Client, s.cfg.Resync,
-		informers.WithTweakListOptions(func(o *metav1.ListOptions) {
-			o.FieldSelector = fields.OneTermEqualSelector("spec.nodeName", s.cfg.NodeName).String()
-		}))
-	inf := factory.Core().V1().Pods().Informer()
+	// One node-scoped pod informer built on the typed client (not client-go's informer factory, which links every API
+	// group); like the generated informers, a client that cannot stream lists (client-go's fake) is listed instead.
+	pods := s.cfg.Client.CoreV1().Pods(metav1.NamespaceAll)
+	onNode := fields.OneTermEqualSelector("spec.nodeName", s.cfg.NodeName).String()
+	inf := cache.NewSharedIndexInformer(cache.ToListWatcherWithWatchListSemantics(&cache.ListWatch{
+		ListWithContextFunc: func(ctx context.Context, o metav1.ListOptions) (runtime.Object, error) {
+			o.FieldSelector = onNode
+			return pods.List(ctx, o)
+		},
+		WatchFuncWithContext: func(ctx context.Context, o metav1.ListOptions) (watch.Interface, error) {
+			o.FieldSelector = onNode
+			return pods.Watch(ctx, o)
+		},
+	}, s.cfg.Client), &corev1.Pod{}, s.cfg.Resync, cache.Indexers{})
 	// Keep only what identity needs: the cache then costs a few hundred bytes per pod.
 	if err := inf.SetTransform(stripPod); err != nil {
 		return err
@@ -154,9 +165,7 @@ func (s *Store) Run(ctx context.Context) error {
 	s.synced = inf.HasSynced
 	s.mu.Unlock()
 	s.log.Info("starting pod informer", "node", s.cfg.NodeName)
-	factory.Start(ctx.Done())
-	<-ctx.Done()
-	factory.Shutdown()
+	inf.RunWithContext(ctx) // until ctx ends
 	return nil
 }
 
