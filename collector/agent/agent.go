@@ -271,6 +271,11 @@ func (a *Agent) Tick(now time.Time) (*Snapshot, error) {
 // attribute maps a cgroup id to its pod (nil for host processes) and workload; known is false for cgroups that
 // resolve to neither a pod nor a systemd unit.
 func (a *Agent) attribute(id uint64) (pod *PodDelta, workload string, known bool) {
+	if id == probe.OverflowCgroup {
+		// The kernel's bucket for cgroups a full map could not hold: no cgroup has id 0, so looking it up would
+		// rescan the cgroup tree every tick for nothing. Its counts are known to be the overflow's.
+		return nil, identity.UnknownWorkload(id), true
+	}
 	path, ok := a.paths.Path(id)
 	if !ok {
 		return nil, identity.UnknownWorkload(id), false
@@ -358,9 +363,19 @@ func (a *Agent) forgetGone(cur map[uint64]probe.Counters, now time.Time) {
 // checkFull logs (at most once a minute) when the kernel found the counter map full since the last check: those
 // cgroups are counted in the node's overflow bucket (Unknown//cgroup-0) instead of their own.
 func (a *Agent) checkFull(now time.Time) {
-	ps, err := a.src.Pressure()
-	if err != nil {
-		return
+	var ps []probe.MapPressure
+	if fc, ok := a.src.(FullCounter); ok {
+		// Every tick: the failed-insert counter alone, not Pressure's walk of every map.
+		n, err := fc.InsertsFailed()
+		if err != nil {
+			return
+		}
+		ps = []probe.MapPressure{{Map: "traffic_counters", Full: n}}
+	} else {
+		var err error
+		if ps, err = a.src.Pressure(); err != nil {
+			return
+		}
 	}
 	for _, p := range ps {
 		if p.Map != "traffic_counters" || p.Full <= a.lastFull {
@@ -373,6 +388,12 @@ func (a *Agent) checkFull(now time.Time) {
 		}
 		a.lastFull = p.Full
 	}
+}
+
+// FullCounter is optionally implemented by the Source (collector/probe does): failed inserts into the counter map,
+// read without walking it.
+type FullCounter interface {
+	InsertsFailed() (uint64, error)
 }
 
 // Health is the per-workload latency and outcome totals since the agent started (for metrics).

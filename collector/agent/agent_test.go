@@ -111,3 +111,48 @@ func TestPublishDropsOldest(t *testing.T) {
 		t.Fatalf("oldest kept %d, want 5", s.Seq)
 	}
 }
+
+// countingPaths counts lookups: a miss costs the real resolver a walk of the cgroup tree.
+type countingPaths struct {
+	fakePaths
+	lookups map[uint64]int
+}
+
+func (c *countingPaths) Path(id uint64) (string, bool) {
+	c.lookups[id]++
+	return c.fakePaths.Path(id)
+}
+
+// The overflow bucket (cgroup id 0, always in the counter map) is the overflow's: it is never looked up as a cgroup
+// (every tick would rescan the tree) and is not an unknown cgroup; its counts still reach the report.
+func TestOverflowBucketIsNotAnUnknownCgroup(t *testing.T) {
+	paths := &countingPaths{fakePaths: fakePaths{}, lookups: map[uint64]int{}}
+	src := &fakeSrc{m: map[uint64]probe.Counters{probe.OverflowCgroup: {}}}
+	a := New(Config{NodeName: "n1"}, src, paths, fakePods{}, nil)
+	t0 := time.Unix(1000, 0)
+	for i := range 5 {
+		src.m = map[uint64]probe.Counters{probe.OverflowCgroup: {TxSegments: uint64(3 * i)}}
+		if _, err := a.Tick(t0.Add(time.Duration(i) * time.Second)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n := paths.lookups[probe.OverflowCgroup]; n != 0 {
+		t.Errorf("overflow bucket looked up as a cgroup %d times", n)
+	}
+	st, err := a.MetricsState(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.UnknownCgroups != 0 {
+		t.Errorf("unknown cgroups %d, want 0 (the overflow bucket is not one)", st.UnknownCgroups)
+	}
+	var got uint64
+	for _, w := range st.Workloads {
+		if w.Workload == identity.UnknownWorkload(probe.OverflowCgroup) {
+			got = w.Requests
+		}
+	}
+	if got != 12 {
+		t.Errorf("overflow requests %d, want 12", got)
+	}
+}

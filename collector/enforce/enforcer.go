@@ -50,6 +50,7 @@ type Enforcer struct {
 	destroyed map[string]float64 // workload -> sockets destroyed
 	refused   map[[2]string]float64
 	released  map[string]uint64 // workload -> last released epoch: a block of it or older is stale
+	sweeps    uint64            // sweeps run (the full vanished-pod check runs every fullCheckEvery)
 
 	closeOnce sync.Once
 }

@@ -20,18 +20,19 @@ import (
 // advance), a pods cgroup tree, API sockets per cgroup and the denied-connect counters. It outlives the Enforcers
 // built on it, as pins outlive an agent, so a second Enforcer over the same fakeNode is an agent restart.
 type fakeNode struct {
-	mu        sync.Mutex
-	boot      uint64
-	wall      time.Time
-	blocked   map[uint64]blockmap.Entry
-	active    bool // blocked_active: set by Put, cleared by Compact on an empty list
-	workloads map[string]blockmap.WorkloadRecord
-	exempt    map[uint64]blockmap.Exemption
-	capacity  int               // block list size (0 = unbounded): Put of a new cgroup beyond it fails with errFull
-	pods      map[string]podDir // pod cgroups by path
-	sockets   map[uint64]int    // open API sockets by cgroup id (pod cgroup or container below it)
-	denied    map[uint64]uint64
-	closed    int
+	mu          sync.Mutex
+	boot        uint64
+	wall        time.Time
+	blocked     map[uint64]blockmap.Entry
+	active      bool // blocked_active: set by Put, cleared by Compact on an empty list
+	workloads   map[string]blockmap.WorkloadRecord
+	exempt      map[uint64]blockmap.Exemption
+	capacity    int               // block list size (0 = unbounded): Put of a new cgroup beyond it fails with errFull
+	pods        map[string]podDir // pod cgroups by path
+	sockets     map[uint64]int    // open API sockets by cgroup id (pod cgroup or container below it)
+	denied      map[uint64]uint64
+	closed      int
+	existsCalls int // tree.Exists lookups (each a stat of a cgroup directory on a real node)
 }
 
 // errFull is what the fake block list returns when it is full (the kernel says E2BIG).
@@ -224,6 +225,7 @@ func (n *fakeNode) Scan() []podDir {
 func (n *fakeNode) Exists(path string) bool {
 	n.mu.Lock()
 	defer n.mu.Unlock()
+	n.existsCalls++
 	_, ok := n.pods[path]
 	return ok
 }

@@ -619,3 +619,36 @@ func TestMachineHostClosed(t *testing.T) {
 		t.Fatalf("host closed %d times by two Close calls, want 1", n.closed)
 	}
 }
+
+// The sweep's backstop check for pods removed without a watcher event stats only blocked workloads' pods each sweep,
+// and every pod of the node only every fullCheckEvery sweeps: with nothing blocked, a node's pods cost no stat 4
+// times a second.
+func TestMachineSweepStatsOnlyBlockedPods(t *testing.T) {
+	n, res := newFakeNode(), newMapResolver()
+	for i := range 10 {
+		addPod(n, res, i+1, wlBatch)
+	}
+	web := addPod(n, res, 20, wlWeb)
+	e := startFake(t, n, res, Config{}, "")
+	calls := func() int { n.mu.Lock(); defer n.mu.Unlock(); return n.existsCalls }
+	for e.sweeps%fullCheckEvery != 0 {
+		e.sweep()
+	}
+	base := calls()
+	for range fullCheckEvery - 1 {
+		e.sweep()
+	}
+	if got := calls() - base; got != 0 {
+		t.Fatalf("%d pod stats in %d sweeps with nothing blocked, want 0", got, fullCheckEvery-1)
+	}
+	e.sweep()
+	if got := calls() - base; got != 11 {
+		t.Fatalf("full check: %d pod stats, want 11", got)
+	}
+	apply(t, e, Directive{Action: ActionBlock, Workload: wlWeb, TTL: time.Minute, Epoch: 1})
+	base = calls()
+	e.sweep()
+	if got := calls() - base; got != 1 {
+		t.Fatalf("%d pod stats in a sweep with one blocked pod (%s), want 1", got, web.path)
+	}
+}

@@ -112,6 +112,10 @@ func (p *Probe) Pressure() ([]MapPressure, error) {
 	}, nil
 }
 
+// InsertsFailed is how many times a cgroup found the counter map full (and was counted in the overflow bucket): the
+// one figure of Pressure that needs no walk of the maps.
+func (p *Probe) InsertsFailed() (uint64, error) { return p.stat(statInsertFailed) }
+
 type iterator interface {
 	Next(key, value any) bool
 	Err() error
