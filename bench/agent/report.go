@@ -149,6 +149,9 @@ func (r *result) markdown(o options, fl loadPlan) string {
 		"HTTPS, HTTP/2, one keep-alive connection per pod plus one call on a new connection every %s per pod (%g new connections/s on the node), "+
 		"each GET answered with 1 KiB after %s. %g calls/s on the node in load windows (per pod: DaemonSets %s).\n\n",
 		fl.pods, len(nodeWorkloads), o.memLimit, fl.newConnEvery, o.newConns, o.delay, o.rate, fl.describe)
+	p("The agent gives back the pages of its binary that only its start-up touched once, a minute after it starts "+
+		"(`--memory.page-out-after`, internal/memtrim); the bench sets it to %s so that every window measures the agent after it.\n\n",
+		pageOutAfter(o.warmup))
 	p("After %s of warm-up under load, %d idle and %d load windows of %s, interleaved (idle, load, idle, load). "+
 		"CPU is the agent process's utime+stime delta (/proc/<pid>/stat) over all windows of a condition, %% of one core "+
 		"(each window's figure in parentheses); RSS is VmRSS sampled every 500 ms; the agent's /metrics is read at each window's "+

@@ -12,6 +12,8 @@ import (
 	"unsafe"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/fanoutdev/fanout/internal/memtrim"
 )
 
 // residentImage attributes the pages of a process's executable that are resident (present in its page tables:
@@ -192,30 +194,14 @@ func top(m map[string]int64, n int) string {
 // so the binary's resident size some time later is its working set (at the kernel's fault-around granularity), not
 // what start-up once touched. Returns the bytes advised.
 func pageOutImage(pid int) (int64, error) {
-	exe, err := os.Readlink(fmt.Sprintf("/proc/%d/exe", pid))
+	ms, err := memtrim.ImageMappings(strconv.Itoa(pid))
 	if err != nil {
-		return 0, fmt.Errorf("resolve exe of %d: %w", pid, err)
-	}
-	maps, err := os.ReadFile(fmt.Sprintf("/proc/%d/maps", pid))
-	if err != nil {
-		return 0, fmt.Errorf("read maps of %d: %w", pid, err)
+		return 0, fmt.Errorf("image of %d: %w", pid, err)
 	}
 	type iovec struct{ base, len uint64 }
-	var iov []iovec
-	for _, line := range strings.Split(string(maps), "\n") {
-		fl := strings.Fields(line)
-		if len(fl) < 6 || fl[5] != exe || strings.Contains(fl[1], "w") {
-			continue // writable mappings hold the process's own (copied) pages: not the binary's
-		}
-		lo, hi, _ := strings.Cut(fl[0], "-")
-		start, err1 := strconv.ParseUint(lo, 16, 64)
-		end, err2 := strconv.ParseUint(hi, 16, 64)
-		if err1 == nil && err2 == nil && end > start {
-			iov = append(iov, iovec{start, end - start})
-		}
-	}
-	if len(iov) == 0 {
-		return 0, fmt.Errorf("no read-only mapping of %s in %d", exe, pid)
+	iov := make([]iovec, 0, len(ms))
+	for _, m := range ms {
+		iov = append(iov, iovec{m.Start, m.Len()})
 	}
 	pidfd, err := unix.PidfdOpen(pid, 0)
 	if err != nil {

@@ -29,6 +29,7 @@ type config struct {
 	ProbeMode         probe.Mode
 	PodLogsDir        string
 	InformerJitter    time.Duration
+	PageOutAfter      time.Duration // once, after start-up: page out the binary's pages only start-up touched (0 = never)
 	LogLevel          string
 	ConfigCheck       bool
 	Uninstall         bool
@@ -67,6 +68,8 @@ func parseFlags(args []string) (*config, error) {
 	fs.StringVar(&c.ListenAddress, "web.listen-address", "127.0.0.1:9810",
 		"address for /metrics and /healthz (default loopback only; the chart passes the pod's address, [$(POD_IP)]:9810)")
 	fs.DurationVar(&c.Interval, "interval", time.Second, "counter read and report interval")
+	fs.DurationVar(&c.PageOutAfter, "memory.page-out-after", time.Minute,
+		"once this long after start, give back the pages of the agent's binary that only start-up touched (MADV_PAGEOUT; 0 = never)")
 	fs.StringVar(&c.LogLevel, "log.level", "info", "debug, info, warn or error")
 	fs.BoolVar(&c.ConfigCheck, "config.check", false, "validate the configuration and exit")
 	fs.BoolVar(&c.Uninstall, "uninstall", false, "detach and unpin everything of this instance (traffic probe, kill switch, block list), then exit")

@@ -12,6 +12,8 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"strconv"
+	"strings"
 	"syscall"
 	"time"
 
@@ -32,6 +34,7 @@ import (
 	"github.com/fanoutdev/fanout/collector/probe"
 	"github.com/fanoutdev/fanout/collector/report"
 	"github.com/fanoutdev/fanout/collector/uplink"
+	"github.com/fanoutdev/fanout/internal/memtrim"
 	"github.com/fanoutdev/fanout/internal/profiling"
 )
 
@@ -210,6 +213,10 @@ func run(ctx context.Context, cfg *config, logger *slog.Logger) error {
 		go logSnapshots(ctx, ag.Snapshots(), logger)
 	}
 
+	if cfg.PageOutAfter > 0 {
+		go pageOutStartup(ctx, cfg.PageOutAfter, logger)
+	}
+
 	var runErr error
 	select {
 	case <-ctx.Done():
@@ -234,6 +241,38 @@ func health(ag *agent.Agent) *api.AgentHealth {
 		}
 	}
 	return h
+}
+
+// pageOutStartup waits d, then pages out the agent binary's read-only mappings once (internal/memtrim): the code and
+// tables only start-up used stop counting against the node's memory; what the agent still runs comes back on demand.
+func pageOutStartup(ctx context.Context, d time.Duration, logger *slog.Logger) {
+	select {
+	case <-ctx.Done():
+		return
+	case <-time.After(d):
+	}
+	before := vmRSS()
+	n, err := memtrim.PageOutSelf()
+	if err != nil {
+		logger.Info("start-up pages not given back", "err", err)
+		return
+	}
+	logger.Info("start-up pages of the binary given back", "advised_bytes", n, "rss_before_bytes", before, "rss_after_bytes", vmRSS())
+}
+
+// vmRSS is the process's resident set in bytes (0 when unreadable).
+func vmRSS() uint64 {
+	b, err := os.ReadFile("/proc/self/status")
+	if err != nil {
+		return 0
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(line, "VmRSS:"); ok {
+			kb, _ := strconv.ParseUint(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 10, 64)
+			return kb << 10
+		}
+	}
+	return 0
 }
 
 // logSnapshots consumes the snapshot stream (until the aggregator reporter is plugged in) and logs it at debug.
