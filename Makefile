@@ -2,7 +2,7 @@
 GO ?= go
 export FANOUT_REQUIRE_PRIVILEGED ?= $(shell [ "$$(id -u)" = 0 ] && echo 1 || echo 0)
 
-.PHONY: help deps demo test test-unit generate generate-check build bench bench-probe bench-aggregator bench-attack lint
+.PHONY: help deps demo test test-unit generate generate-check build bench bench-probe bench-aggregator bench-attack bench-ramp lint
 
 help: ## list targets
 	@grep -hE '^[a-zA-Z0-9_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
@@ -28,7 +28,7 @@ test: deps e2e-bins helm ## all tests (privileged ones run, never skip, as root;
 	$(MAKE) lint
 	$(GO) test -count=1 -timeout 40m ./...
 
-bench: bench-probe bench-aggregator bench-attack bench-agent ## benchmarks; results written to BENCHMARKS.md
+bench: bench-probe bench-aggregator bench-attack bench-agent bench-ramp ## benchmarks; results written to BENCHMARKS.md
 	@echo "bench targets are added per component"
 
 bench-probe: ## probe overhead per packet (root; interleaved A/B over loopback), section "Probe overhead" of BENCHMARKS.md
@@ -97,3 +97,6 @@ test-apiendpoints-remediate: e2e-bins ## API endpoint discovery + durable remedi
 .PHONY: bench-agent
 bench-agent: e2e-bins ## the agent's own CPU and RSS on a simulated node at 5,000 API calls/s (root; real kube-apiserver, agent and aggregator; interleaved idle/load windows, ~3 min); section "Agent footprint" of BENCHMARKS.md
 	$(GO) run ./bench/agent -out BENCHMARKS.md
+
+bench-ramp: ## release ramp spread with default flags (api/ramp placement, 4 to 10,000 nodes; computed); section "Release ramp spread" of BENCHMARKS.md
+	$(GO) run ./bench/ramp -out BENCHMARKS.md
