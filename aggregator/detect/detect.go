@@ -176,7 +176,13 @@ func (d *Detector) Evaluate(s *fleet.Snapshot, res *Result) {
 	for i := range s.Workloads {
 		v := &s.Workloads[i]
 		f := Finding{ID: v.ID, Workload: v.Name, View: *v, CollapseETA: -1}
-		excess := fleet.Counters{Requests: math.Max(0, v.Now.Requests-v.BaseRequests), RxBytes: math.Max(0, v.Now.RxBytes-v.BaseRxBytes)}
+		// A workload that arrived while fanout watched and has no established baseline yet (new, or born into an
+		// overload, when baselines pause) has all of its load above its baseline. Workloads already running when
+		// the aggregator started are measured against what they learn.
+		excess := v.Now
+		if v.BaseKnown || !v.Arrived {
+			excess = fleet.Counters{Requests: math.Max(0, v.Now.Requests-v.BaseRequests), RxBytes: math.Max(0, v.Now.RxBytes-v.BaseRxBytes)}
+		}
 		f.ExcessShare = d.Utilization(scale(excess, k))
 		f.Share = d.Utilization(scale(v.Now, k))
 		if v.EstablishedNodes > 0 {

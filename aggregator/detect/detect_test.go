@@ -123,3 +123,30 @@ func TestLowConfidenceModelDoesNotOverruleMeasured(t *testing.T) {
 		}
 	}
 }
+
+// A workload that arrived while fanout watched and has no baseline yet (a rollout into an overload, where baselines
+// pause) carries all of its load as excess, so it is the overload's contributor; one already running when the
+// aggregator started is measured against what it has learned.
+func TestArrivedWorkloadWithoutBaselineIsAllExcess(t *testing.T) {
+	cfg := DefaultConfig()
+	cfg.CapacityRequestsPerS, cfg.CapacityRxBytesPerS = 1000, 1e12
+	d := New(cfg)
+	var res Result
+	steady := fleet.View{ID: 0, Name: "Deployment/shop/web", Kind: "Deployment", Pods: 10, MaxPods: 10, Nodes: 5,
+		Now: fleet.Counters{Requests: 600}, BaseRequests: 600, BaseKnown: true}
+	rollout := fleet.View{ID: 1, Name: "DaemonSet/monitoring/telemetry", Kind: "DaemonSet", Pods: 5, MaxPods: 5, Nodes: 5,
+		Now: fleet.Counters{Requests: 500}, BaseRequests: 480, Arrived: true}
+	d.Evaluate(snap(10, 5, steady, rollout), &res)
+	if !res.Overloaded || len(res.Contributors) != 1 || res.Contributors[0] != rollout.Name {
+		t.Fatalf("overloaded %v contributors %v, want the arrived workload alone", res.Overloaded, res.Contributors)
+	}
+	if f := res.Findings[1]; math.Abs(f.ExcessShare-0.5) > 1e-9 {
+		t.Fatalf("arrived workload's excess share %.3f, want 0.5 (all of its load)", f.ExcessShare)
+	}
+	// Present before the aggregator started: its partly learned baseline counts.
+	rollout.Arrived = false
+	d.Evaluate(snap(11, 5, steady, rollout), &res)
+	if len(res.Contributors) != 0 {
+		t.Fatalf("contributors %v for workloads at their baselines", res.Contributors)
+	}
+}

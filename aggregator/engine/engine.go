@@ -235,6 +235,9 @@ func (e *Engine) CloseThrough(sec int64) []killswitch.Decision {
 	}
 	var out []killswitch.Decision
 	for s := last + 1; s <= sec; s++ {
+		// While the API server is overloaded (as of the last closed second) no baseline learns: what runs now is not
+		// what is normal.
+		e.fleet.PauseBaselines(e.res.Overloaded)
 		snap := e.fleet.Close()
 		e.est = e.headroomStep(snap)
 		e.det.SetEstimate(e.est)

@@ -103,12 +103,15 @@ func (n *node) reported(sec int64) bool { return n.secs[sec%ring] == sec }
 
 // Fleet is not safe for concurrent use: the engine serializes access.
 type Fleet struct {
-	cfg       Config
-	wids      map[string]WorkloadID
-	workloads []*workload
-	nids      map[string]NodeID
-	nodes     []node
-	nodeCount [ring]struct {
+	cfg      Config
+	startSec int64 // first second watched
+	// baselinesPaused: no baseline learns this second (PauseBaselines).
+	baselinesPaused bool
+	wids            map[string]WorkloadID
+	workloads       []*workload
+	nids            map[string]NodeID
+	nodes           []node
+	nodeCount       [ring]struct {
 		sec int64
 		n   int
 	}
@@ -182,12 +185,18 @@ func (f *Fleet) LastClosed() (int64, bool) { return f.lastClosed, f.started }
 func (f *Fleet) Start(sec int64) {
 	if !f.started {
 		f.started = true
+		f.startSec = sec
 		f.lastClosed = sec - 1
 		for i := range f.nodeCount {
 			f.nodeCount[i].sec = -1
 		}
 	}
 }
+
+// PauseBaselines stops (or resumes) learning every workload's baselines, per node and fleet-wide, from the next
+// closed second on: the engine pauses them while the API server is overloaded, because a baseline learned then is
+// the overload itself (a workload rolled out into it would count as its own baseline, never as the cause).
+func (f *Fleet) PauseBaselines(paused bool) { f.baselinesPaused = paused }
 
 // Freeze stops learning baselines and cost for a workload (while it is blocked its traffic is not its own doing).
 // Unfreezing forgets the per-pod cost learned before the block: pods that come back (often fixed) are measured afresh.
@@ -381,7 +390,7 @@ func (f *Fleet) Close() *Snapshot {
 				}
 				p.jumpSince = 0
 			}
-			if w.frozen {
+			if w.frozen || f.baselinesPaused {
 				continue
 			}
 			al := float32(alpha(int64(p.age), nodeTau))
@@ -425,7 +434,7 @@ func (f *Fleet) Close() *Snapshot {
 		if !jumped {
 			w.jumpedSince = 0
 		}
-		if !w.frozen && present > 0 && (!jumped || sec-w.jumpedSince > 900) {
+		if !w.frozen && !f.baselinesPaused && present > 0 && (!jumped || sec-w.jumpedSince > 900) {
 			al := alpha(w.baseN, fleetTau)
 			w.baseReq += al * (perReq - w.baseReq)
 			w.baseRx += al * (perRx - w.baseRx)
@@ -443,7 +452,7 @@ func (f *Fleet) Close() *Snapshot {
 			Pods: present, MaxPods: w.maxPods, DesiredPods: w.desired, Nodes: a.nodes,
 			CostRequests: w.costReq, CostRxBytes: w.costRx, ObservedRequests: w.observedRequests,
 			LastGrowth: w.lastGrowth, FirstSecond: w.firstSec,
-			SyncNodes: sync, EstablishedNodes: est, Frozen: w.frozen,
+			SyncNodes: sync, EstablishedNodes: est, Frozen: w.frozen, Arrived: w.firstSec > f.startSec+int64(warm),
 		})
 	}
 	return s

@@ -74,3 +74,55 @@ func TestSynchronizedNodesAndBoundedState(t *testing.T) {
 		t.Fatalf("pairs not forgotten: %d", f.Pairs())
 	}
 }
+
+// A workload rolled out while baselines are paused (the API server overloaded) learns no baseline from its own
+// overload: it stays without one, marked as arrived, until baselines resume. One that was there when watching
+// began is not "arrived".
+func TestPausedBaselinesAndArrivals(t *testing.T) {
+	cfg := DefaultConfig()
+	cfg.Warmup = 5 * time.Second
+	f := New(cfg)
+	old, roll := f.Workload("DaemonSet/a/old"), f.Workload("DaemonSet/a/rollout")
+	n := f.Node("n1")
+	f.Start(0)
+	view := func(s *Snapshot, name string) View {
+		for _, v := range s.Workloads {
+			if v.Name == name {
+				return v
+			}
+		}
+		t.Fatalf("no view of %s", name)
+		return View{}
+	}
+	step := func(sec int64, withRollout bool) *Snapshot {
+		if err := f.AddNode(sec, n, 0); err != nil {
+			t.Fatal(err)
+		}
+		f.Add(sec, n, Sample{Workload: old, Counters: Counters{Requests: 10}, Pods: 1})
+		if withRollout {
+			f.Add(sec, n, Sample{Workload: roll, Counters: Counters{Requests: 500, RxBytes: 1e6}, Pods: 1})
+		}
+		return f.Close()
+	}
+	var s *Snapshot
+	for sec := int64(0); sec < 20; sec++ {
+		s = step(sec, false)
+	}
+	if v := view(s, "DaemonSet/a/old"); !v.BaseKnown || v.Arrived || v.BaseRequests != 10 {
+		t.Fatalf("old workload %+v: want a baseline of 10 and not arrived", v)
+	}
+	f.PauseBaselines(true)
+	for sec := int64(20); sec < 40; sec++ {
+		s = step(sec, true)
+	}
+	if v := view(s, "DaemonSet/a/rollout"); v.BaseKnown || !v.Arrived || v.BaseRequests != 0 {
+		t.Fatalf("rollout during the overload %+v: want no baseline, arrived", v)
+	}
+	f.PauseBaselines(false)
+	for sec := int64(40); sec < 50; sec++ {
+		s = step(sec, true)
+	}
+	if v := view(s, "DaemonSet/a/rollout"); !v.BaseKnown || v.BaseRequests != 500 {
+		t.Fatalf("rollout after the overload %+v: want its baseline learned", v)
+	}
+}

@@ -22,6 +22,9 @@ type View struct {
 	// EstablishedNodes is how many nodes have a baseline.
 	SyncNodes, EstablishedNodes int
 	Frozen                      bool
+	// Arrived: the workload first appeared after the fleet had been watched for a warm-up (a rollout, not a
+	// workload that was there before the aggregator started).
+	Arrived bool
 }
 
 // Snapshot is the fleet at the end of one closed second.
