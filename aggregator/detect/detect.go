@@ -43,12 +43,15 @@ type Result struct {
 	Utilization    float64
 	Total          fleet.Counters
 	// FleetWide is set when most workloads surge at once (API server restart / relist storm).
-	FleetWide     bool
-	SurgingCount  int
-	Overloaded    bool
-	Contributors  []string // by excess share, largest first
-	Findings      []Finding
-	CapacityKnown bool
+	FleetWide    bool
+	SurgingCount int
+	Overloaded   bool
+	// PauseBaselines: the overload is one the API server reports itself (or the only signal is the capacity told),
+	// so no baseline should learn from this second (fleet.PauseBaselines).
+	PauseBaselines bool
+	Contributors   []string // by excess share, largest first
+	Findings       []Finding
+	CapacityKnown  bool
 	// Coverage is the share of known nodes that reported this second.
 	Coverage float64
 	// Headroom is the estimate this second was judged with (learned, or the capacity flags').
@@ -216,6 +219,10 @@ func (d *Detector) Evaluate(s *fleet.Snapshot, res *Result) {
 		float64(res.SurgingCount) >= cfg.FleetWideFraction*float64(max(established, 1))
 	if known && complete && res.Utilization >= cfg.OverloadAlert {
 		res.Overloaded = true
+		// Baselines pause on an overload the API server itself reports; the model alone (a capacity learned too low,
+		// the API server calm) must not stop them, or every workload's normal load would turn into excess.
+		res.PauseBaselines = est.UtilizationSource == "" || est.UtilizationSource == headroom.FromModel ||
+			est.Utilization >= cfg.OverloadAlert
 		idx := make([]int, 0, 4)
 		for i := range res.Findings {
 			if res.Findings[i].ExcessShare >= cfg.TopShare {

@@ -150,3 +150,36 @@ func TestArrivedWorkloadWithoutBaselineIsAllExcess(t *testing.T) {
 		t.Fatalf("contributors %v for workloads at their baselines", res.Contributors)
 	}
 }
+
+// Baselines pause on an overload the API server reports, not on one only a learned model claims while the API server
+// says it is calm; with the capacity told (no measured signal) the model's overload pauses them.
+func TestPauseBaselinesOnMeasuredOverload(t *testing.T) {
+	v := fleet.View{ID: 0, Name: "Deployment/shop/web", Kind: "Deployment", Pods: 10, MaxPods: 10, Nodes: 5,
+		Now: fleet.Counters{Requests: 2000}, BaseRequests: 2000, BaseKnown: true}
+	for _, tc := range []struct {
+		name     string
+		est      headroom.Estimate
+		overload bool
+		pause    bool
+	}{
+		{"learned, API server saturated", headroom.Estimate{Source: headroom.SourceLearned, CapacityRequestsPerS: 1000,
+			CapacityRxBytesPerS: 1e12, Confidence: 1, Utilization: 1, UtilizationSource: headroom.FromLatency, APIServerFresh: true}, true, true},
+		{"learned, API server calm", headroom.Estimate{Source: headroom.SourceLearned, CapacityRequestsPerS: 1000,
+			CapacityRxBytesPerS: 1e12, Confidence: 1, Utilization: 0.05, UtilizationSource: headroom.FromLatency, APIServerFresh: true}, true, false},
+	} {
+		d := New(DefaultConfig())
+		d.SetEstimate(tc.est)
+		var res Result
+		d.Evaluate(snap(10, 5, v), &res)
+		if res.Overloaded != tc.overload || res.PauseBaselines != tc.pause {
+			t.Errorf("%s: overloaded %v pause %v, want %v %v", tc.name, res.Overloaded, res.PauseBaselines, tc.overload, tc.pause)
+		}
+	}
+	cfg := DefaultConfig()
+	cfg.CapacityRequestsPerS, cfg.CapacityRxBytesPerS = 1000, 1e12
+	var res Result
+	New(cfg).Evaluate(snap(10, 5, v), &res)
+	if !res.Overloaded || !res.PauseBaselines {
+		t.Errorf("told capacity: overloaded %v pause %v, want both", res.Overloaded, res.PauseBaselines)
+	}
+}

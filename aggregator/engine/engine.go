@@ -237,7 +237,7 @@ func (e *Engine) CloseThrough(sec int64) []killswitch.Decision {
 	for s := last + 1; s <= sec; s++ {
 		// While the API server is overloaded (as of the last closed second) no baseline learns: what runs now is not
 		// what is normal.
-		e.fleet.PauseBaselines(e.res.Overloaded)
+		e.fleet.PauseBaselines(e.res.PauseBaselines)
 		snap := e.fleet.Close()
 		e.est = e.headroomStep(snap)
 		e.det.SetEstimate(e.est)
