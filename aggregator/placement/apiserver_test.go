@@ -150,8 +150,17 @@ func TestRealAPIServer(t *testing.T) {
 		t.Fatalf("%d readings in %s at a 5 s interval", len(got), window)
 	}
 	last := got[len(got)-1]
-	if !last.Deltas || last.NominalSeats <= 0 || last.Latency.Count <= 0 || last.Replica != fmt.Sprintf("127.0.0.1:%d", cp.Port) {
+	if !last.Deltas || last.NominalSeats <= 0 || last.Replica != fmt.Sprintf("127.0.0.1:%d", cp.Port) {
 		t.Fatalf("reading: %+v", last)
+	}
+	// A quiet API server may complete no request within one 5 s interval (its own lease renewals come every 10 s):
+	// request latency must show up in the readings, not necessarily in the last one.
+	observed := 0.0
+	for _, r := range got {
+		observed += r.Latency.Count
+	}
+	if observed <= 0 {
+		t.Fatalf("no request latency in %d readings", len(got))
 	}
 	if err := func() error { s := last.Sample(); return s.Validate() }(); err != nil {
 		t.Fatal(err)
