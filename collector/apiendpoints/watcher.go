@@ -15,8 +15,6 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/fields"
 	"k8s.io/apimachinery/pkg/labels"
-	"k8s.io/apimachinery/pkg/runtime"
-	"k8s.io/apimachinery/pkg/watch"
 	"k8s.io/client-go/tools/cache"
 
 	"github.com/fanoutdev/fanout/collector/kubeclient"
@@ -90,30 +88,12 @@ func (w *Watcher) Run(ctx context.Context) error {
 		}
 	}
 
-	services := w.cfg.Client.CoreV1().Services(ServiceNamespace)
 	byName := fields.OneTermEqualSelector("metadata.name", ServiceName).String()
-	svcInf := cache.NewSharedIndexInformer(cache.ToListWatcherWithWatchListSemantics(&cache.ListWatch{
-		ListWithContextFunc: func(ctx context.Context, o metav1.ListOptions) (runtime.Object, error) {
-			o.FieldSelector = byName
-			return services.List(ctx, o)
-		},
-		WatchFuncWithContext: func(ctx context.Context, o metav1.ListOptions) (watch.Interface, error) {
-			o.FieldSelector = byName
-			return services.Watch(ctx, o)
-		},
-	}, w.cfg.Client), &corev1.Service{}, 0, cache.Indexers{})
-	slicesAPI := w.cfg.Client.DiscoveryV1().EndpointSlices(ServiceNamespace)
+	svcInf := kubeclient.NewInformer(w.cfg.Client, w.cfg.Client.CoreV1().Services(ServiceNamespace), &corev1.Service{}, 0,
+		func(o *metav1.ListOptions) { o.FieldSelector = byName })
 	ofService := labels.Set{discoveryv1.LabelServiceName: ServiceName}.String()
-	esInf := cache.NewSharedIndexInformer(cache.ToListWatcherWithWatchListSemantics(&cache.ListWatch{
-		ListWithContextFunc: func(ctx context.Context, o metav1.ListOptions) (runtime.Object, error) {
-			o.LabelSelector = ofService
-			return slicesAPI.List(ctx, o)
-		},
-		WatchFuncWithContext: func(ctx context.Context, o metav1.ListOptions) (watch.Interface, error) {
-			o.LabelSelector = ofService
-			return slicesAPI.Watch(ctx, o)
-		},
-	}, w.cfg.Client), &discoveryv1.EndpointSlice{}, 0, cache.Indexers{})
+	esInf := kubeclient.NewInformer(w.cfg.Client, w.cfg.Client.DiscoveryV1().EndpointSlices(ServiceNamespace),
+		&discoveryv1.EndpointSlice{}, 0, func(o *metav1.ListOptions) { o.LabelSelector = ofService })
 	for _, inf := range []cache.SharedIndexInformer{svcInf, esInf} {
 		if err := inf.SetTransform(stripManagedFields); err != nil {
 			return err

@@ -11,8 +11,6 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/fields"
-	"k8s.io/apimachinery/pkg/runtime"
-	"k8s.io/apimachinery/pkg/watch"
 	"k8s.io/client-go/tools/cache"
 
 	"github.com/fanoutdev/fanout/collector/kubeclient"
@@ -137,19 +135,10 @@ func (s *Store) Run(ctx context.Context) error {
 		}
 	}
 	// One node-scoped pod informer built on the typed client (not client-go's informer factory, which links every API
-	// group); like the generated informers, a client that cannot stream lists (client-go's fake) is listed instead.
-	pods := s.cfg.Client.CoreV1().Pods(metav1.NamespaceAll)
+	// group).
 	onNode := fields.OneTermEqualSelector("spec.nodeName", s.cfg.NodeName).String()
-	inf := cache.NewSharedIndexInformer(cache.ToListWatcherWithWatchListSemantics(&cache.ListWatch{
-		ListWithContextFunc: func(ctx context.Context, o metav1.ListOptions) (runtime.Object, error) {
-			o.FieldSelector = onNode
-			return pods.List(ctx, o)
-		},
-		WatchFuncWithContext: func(ctx context.Context, o metav1.ListOptions) (watch.Interface, error) {
-			o.FieldSelector = onNode
-			return pods.Watch(ctx, o)
-		},
-	}, s.cfg.Client), &corev1.Pod{}, s.cfg.Resync, cache.Indexers{})
+	inf := kubeclient.NewInformer(s.cfg.Client, s.cfg.Client.CoreV1().Pods(metav1.NamespaceAll), &corev1.Pod{}, s.cfg.Resync,
+		func(o *metav1.ListOptions) { o.FieldSelector = onNode })
 	// Keep only what identity needs: the cache then costs a few hundred bytes per pod.
 	if err := inf.SetTransform(stripPod); err != nil {
 		return err
