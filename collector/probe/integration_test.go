@@ -33,6 +33,9 @@ import (
 
 const helperEnv = "FANOUT_TEST_HTTP_CLIENT"
 
+// holdEnv makes the HTTP client helper report after its requests and then hold its connection open, idle, this long.
+const holdEnv = "FANOUT_TEST_HOLD"
+
 type clientResult struct {
 	Dials   int64 `json:"dials"`
 	Written int64 `json:"written"`
@@ -121,6 +124,13 @@ func httpClientMain() int {
 			return 1
 		}
 		res.OK++
+	}
+	if hold, err := time.ParseDuration(os.Getenv(holdEnv)); err == nil {
+		// Report with the connection still open, then keep it open (idle) for hold.
+		res.Dials, res.Written, res.Read = dials.Load(), w.Load(), r.Load()
+		json.NewEncoder(os.Stdout).Encode(res)
+		time.Sleep(hold)
+		return 0
 	}
 	tr.CloseIdleConnections()
 	time.Sleep(50 * time.Millisecond) // let close_notify/FIN go out

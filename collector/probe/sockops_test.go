@@ -1,6 +1,7 @@
 package probe
 
 import (
+	"encoding/json"
 	"fmt"
 	"io"
 	"math"
@@ -278,5 +279,51 @@ func TestFullCounterMapOverflows(t *testing.T) {
 				t.Errorf("overflow bucket %+v, failed inserts %d: want both > 0", got[OverflowCgroup], pr[0].Full)
 			}
 		})
+	}
+}
+
+// Counts reach the per-cgroup counters while the connection is still open, not only when it closes: large HTTP/2
+// responses (a LIST) on a long-lived connection are counted as they arrive, and an idle connection holds nothing back.
+func TestSockopsCountsOpenConnection(t *testing.T) {
+	requirePrivileged(t)
+	mnt, err := cgroup2Mount()
+	if err != nil {
+		t.Fatal(err)
+	}
+	root, _ := makeCgroup(t, mnt, fmt.Sprintf("fanout-test-%d-open", os.Getpid()))
+	dir, id := makeCgroup(t, root, "pod")
+	api := tlsServer(t, "tcp4", "127.0.0.1:0", 2<<20) // 2 MiB answers
+	p := sockopsProbe(t, root)
+	if err := p.SetEndpoints([]Endpoint{addrPort(t, api.Listener.Addr().String())}); err != nil {
+		t.Fatal(err)
+	}
+	cmd := helperIn(t, dir, helperEnv+"=1", api.URL, "5", writeCA(t, api))
+	cmd.Env = append(cmd.Env, holdEnv+"=3s")
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer cmd.Wait()
+	var res clientResult
+	if err := json.NewDecoder(out).Decode(&res); err != nil {
+		t.Fatalf("client result: %v", err)
+	}
+	time.Sleep(100 * time.Millisecond)
+	got, err := p.ReadCounters()
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := got[id]
+	t.Logf("open connection: client %+v, kernel %+v", res, c)
+	if c.Connects != 1 || c.TxBytes != uint64(res.Written) {
+		t.Errorf("connects %d tx %d, want 1 and %d while the connection is open", c.Connects, c.TxBytes, res.Written)
+	}
+	// The client has read all 5 answers; the kernel has received at least that (TLS records arrive before they
+	// are read), and nothing of it may wait for the close.
+	if c.RxBytes < uint64(res.Read) || c.RxBytes > uint64(res.Read)+64<<10 {
+		t.Errorf("rx %d while the connection is open, client read %d", c.RxBytes, res.Read)
 	}
 }
