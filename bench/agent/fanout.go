@@ -1,6 +1,8 @@
 package main
 
 import (
+	"github.com/fanoutdev/fanout/internal/childproc"
+
 	"context"
 	"errors"
 	"fmt"
@@ -15,7 +17,7 @@ import (
 
 // aggregator is the real fanout-aggregator the agent reports to.
 type aggregator struct {
-	proc       *proc
+	proc       *childproc.Proc
 	addr       string // gRPC
 	metricsURL string
 	auditFile  string
@@ -37,7 +39,7 @@ func startAggregator(ctx context.Context, work, bin string) (*aggregator, error)
 	if err := os.WriteFile(tokens, []byte(a.token+" "+node+"\n"), 0o600); err != nil {
 		return nil, fmt.Errorf("write aggregator token file: %w", err)
 	}
-	a.proc, err = spawn("fanout-aggregator", filepath.Join(work, "aggregator.log"), nil, bin,
+	a.proc, err = childproc.Start("fanout-aggregator", filepath.Join(work, "aggregator.log"), nil, bin,
 		"--listen="+a.addr, fmt.Sprintf("--metrics.listen=127.0.0.1:%d", metricsPort), "--auth.agent-token-file="+tokens,
 		"--audit.file="+a.auditFile, "--replica=bench", "--log.level=info",
 		"--killswitch.dry-run", // a load window is a surge from the idle window before it: decide and audit, never block
@@ -46,15 +48,15 @@ func startAggregator(ctx context.Context, work, bin string) (*aggregator, error)
 	if err != nil {
 		return nil, err
 	}
-	if err := waitOK(ctx, a.proc, a.metricsURL, 30*time.Second); err != nil {
-		return nil, errors.Join(err, a.proc.stop(5*time.Second))
+	if err := a.proc.WaitOK(ctx, a.metricsURL, 30*time.Second); err != nil {
+		return nil, errors.Join(err, a.proc.Stop(5*time.Second))
 	}
 	return a, nil
 }
 
 // agent is the real fanout-agent under measurement.
 type agent struct {
-	proc       *proc
+	proc       *childproc.Proc
 	bin        string
 	pinDir     string
 	metricsURL string
@@ -90,7 +92,7 @@ func startAgent(ctx context.Context, cp *harness.ControlPlane, n *fleet.Node, wo
 	if memLimit != "" {
 		env = append(env, "GOMEMLIMIT="+memLimit)
 	}
-	if a.proc, err = spawn("fanout-agent", a.logFile, env, bin, args...); err != nil {
+	if a.proc, err = childproc.Start("fanout-agent", a.logFile, env, bin, args...); err != nil {
 		return nil, err
 	}
 	ok := false
@@ -99,7 +101,7 @@ func startAgent(ctx context.Context, cp *harness.ControlPlane, n *fleet.Node, wo
 			_ = a.stopAndUninstall()
 		}
 	}()
-	if err := waitOK(ctx, a.proc, a.metricsURL+"/healthz", 30*time.Second); err != nil {
+	if err := a.proc.WaitOK(ctx, a.metricsURL+"/healthz", 30*time.Second); err != nil {
 		return nil, err
 	}
 	s, err := scrapeMetrics(ctx, a.metricsURL+"/metrics")
@@ -115,7 +117,7 @@ func startAgent(ctx context.Context, cp *harness.ControlPlane, n *fleet.Node, wo
 
 // stopAndUninstall stops the agent (by PID) and removes its pinned programs and maps with `fanout-agent --uninstall`.
 func (a *agent) stopAndUninstall() error {
-	errs := []error{a.proc.stop(10 * time.Second)}
+	errs := []error{a.proc.Stop(10 * time.Second)}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	out, err := exec.CommandContext(ctx, a.bin, "--uninstall", "--node.name="+node, "--bpf.pin-dir="+a.pinDir).CombinedOutput()

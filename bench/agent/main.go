@@ -195,7 +195,7 @@ func run(ctx context.Context, o options, logger *slog.Logger) (err error) {
 	if err != nil {
 		return err
 	}
-	defer func() { err = errors.Join(err, agg.proc.stop(10*time.Second)) }()
+	defer func() { err = errors.Join(err, agg.proc.Stop(10*time.Second)) }()
 
 	mount, err := cgroups.Cgroup2Mount()
 	if err != nil {
@@ -232,7 +232,7 @@ func run(ctx context.Context, o options, logger *slog.Logger) (err error) {
 		err = errors.Join(err, fl.Close()) // the pods first: nothing is left calling while the agent goes
 		err = errors.Join(err, ag.stopAndUninstall())
 	}()
-	logger.Info("agent running", "pid", ag.proc.pid(), "probe_mode", ag.mode, "metrics", ag.metricsURL)
+	logger.Info("agent running", "pid", ag.proc.Pid(), "probe_mode", ag.mode, "metrics", ag.metricsURL)
 
 	plan := newLoadPlan(o, wls, fl.Recorder)
 	for i, w := range nodeWorkloads {

@@ -63,7 +63,7 @@ type result struct {
 // measure runs the warm-up and the interleaved idle/load windows and samples the agent.
 func measure(ctx context.Context, o options, ag *agent, agg *aggregator, stub *stubAPIServer, fl *fleet.Fleet, sink *profileSink, logger *slog.Logger) (*result, error) {
 	res := &result{mode: ag.mode, began: time.Now(), loadStart: loadavg(), podErrors: map[string]string{}}
-	pid := ag.proc.pid()
+	pid := ag.proc.Pid()
 	var err error
 	if res.agg0, err = scrapeMetrics(ctx, agg.metricsURL); err != nil {
 		return nil, err
@@ -105,7 +105,7 @@ func measure(ctx context.Context, o options, ag *agent, agg *aggregator, stub *s
 				return nil, ctx.Err()
 			case <-t.C:
 			}
-			if ag.proc.exited() {
+			if ag.proc.Exited() {
 				return nil, fmt.Errorf("the agent exited during the %s window (log %s)", cond, ag.logFile)
 			}
 			s, err := sampleProc(pid)

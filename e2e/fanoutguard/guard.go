@@ -1,6 +1,8 @@
 package fanoutguard
 
 import (
+	"github.com/fanoutdev/fanout/internal/childproc"
+
 	"bufio"
 	"context"
 	"crypto/rand"
@@ -57,7 +59,7 @@ type Guard struct {
 	cfg    Config
 	logger *slog.Logger
 
-	aggregator        *proc
+	aggregator        *childproc.Proc
 	aggregatorAddr    string
 	aggregatorMetrics string
 	series            []incident.MetricSeries
@@ -75,7 +77,7 @@ type Guard struct {
 
 type agentProc struct {
 	node, pinDir, metricsURL string
-	proc                     *proc
+	proc                     *childproc.Proc
 	active                   map[string]bool // workloads with blocks_active > 0, as last polled
 }
 
@@ -141,7 +143,7 @@ func (g *Guard) Start(ctx context.Context, env *incident.Env) error {
 		if g.cfg.AgentArgs != nil && !g.cfg.NoAggregator {
 			args = append(args, g.cfg.AgentArgs(n.Name, g.aggregatorAddr, tokenFile)...)
 		}
-		p, err := spawn("fanout-agent "+n.Name, filepath.Join(dir, "agent-"+n.Name+".log"), g.cfg.AgentBin, args...)
+		p, err := childproc.Start("fanout-agent "+n.Name, filepath.Join(dir, "agent-"+n.Name+".log"), nil, g.cfg.AgentBin, args...)
 		if err != nil {
 			return err
 		}
@@ -149,7 +151,7 @@ func (g *Guard) Start(ctx context.Context, env *incident.Env) error {
 		g.agents = append(g.agents, a)
 	}
 	for _, a := range g.agents {
-		if err := waitOK(ctx, a.proc, a.metricsURL+"/healthz", 30*time.Second); err != nil {
+		if err := a.proc.WaitOK(ctx, a.metricsURL+"/healthz", 30*time.Second); err != nil {
 			return err
 		}
 	}
@@ -200,12 +202,12 @@ func (g *Guard) startAggregator(ctx context.Context, env *incident.Env, dir, tok
 		args = append(args, sub.Replace(a))
 	}
 	g.aggregatorMetrics = fmt.Sprintf("http://127.0.0.1:%d/metrics", metricsPort)
-	p, err := spawn("fanout-aggregator", filepath.Join(dir, "aggregator.log"), g.cfg.AggregatorBin, args...)
+	p, err := childproc.Start("fanout-aggregator", filepath.Join(dir, "aggregator.log"), nil, g.cfg.AggregatorBin, args...)
 	if err != nil {
 		return err
 	}
 	g.aggregator = p
-	return waitOK(ctx, p, fmt.Sprintf("http://127.0.0.1:%d/metrics", metricsPort), 30*time.Second)
+	return p.WaitOK(ctx, fmt.Sprintf("http://127.0.0.1:%d/metrics", metricsPort), 30*time.Second)
 }
 
 // poll turns the audit log and the agents' block metrics into events until stopped.
@@ -429,10 +431,10 @@ func (g *Guard) Close() error {
 	}
 	var errs []error
 	for _, a := range g.agents {
-		errs = append(errs, a.proc.stop(10*time.Second))
+		errs = append(errs, a.proc.Stop(10*time.Second))
 	}
 	if g.aggregator != nil {
-		errs = append(errs, g.aggregator.stop(10*time.Second))
+		errs = append(errs, g.aggregator.Stop(10*time.Second))
 	}
 	for _, a := range g.agents {
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
