@@ -21,6 +21,8 @@ import (
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
 	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
+
+	"github.com/fanoutdev/fanout/internal/childproc"
 )
 
 // AdminUser is the token user in system:masters (exempt from API Priority and Fairness): use it for set-up only.
@@ -118,7 +120,7 @@ func (cp *ControlPlane) startEtcd(ctx context.Context, bin string) error {
 	if err := cp.spawn(bin, "etcd", args); err != nil {
 		return err
 	}
-	if err := waitHTTP(ctx, &http.Client{Timeout: time.Second}, client+"/health", 30*time.Second); err != nil {
+	if err := childproc.PollHTTP(ctx, &http.Client{Timeout: time.Second}, client+"/health", 30*time.Second, nil); err != nil {
 		return fmt.Errorf("etcd not healthy: %w (log %s)", err, filepath.Join(cp.WorkDir, "etcd.log"))
 	}
 	cp.etcdURL = client
@@ -181,7 +183,7 @@ func (cp *ControlPlane) startAPIServer(ctx context.Context, bin string, cfg Conf
 		return fmt.Errorf("admin http client: %w", err)
 	}
 	hc.Timeout = 2 * time.Second
-	if err := waitHTTP(ctx, hc, cp.URL+"/readyz", 90*time.Second); err != nil {
+	if err := childproc.PollHTTP(ctx, hc, cp.URL+"/readyz", 90*time.Second, nil); err != nil {
 		return fmt.Errorf("kube-apiserver not ready: %w (log %s)", err, filepath.Join(cp.WorkDir, "kube-apiserver.log"))
 	}
 	return nil
@@ -273,29 +275,6 @@ func stopProcess(cmd *exec.Cmd, grace time.Duration) error {
 			return nil
 		case <-time.After(5 * time.Second):
 			return fmt.Errorf("process %d did not exit after SIGKILL", pid)
-		}
-	}
-}
-
-func waitHTTP(ctx context.Context, hc *http.Client, url string, limit time.Duration) error {
-	ctx, cancel := context.WithTimeout(ctx, limit)
-	defer cancel()
-	var last error
-	for {
-		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
-		resp, err := hc.Do(req)
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				return nil
-			}
-			err = fmt.Errorf("status %d", resp.StatusCode)
-		}
-		last = err
-		select {
-		case <-ctx.Done():
-			return fmt.Errorf("waited %s for %s: %w", limit, url, last)
-		case <-time.After(200 * time.Millisecond):
 		}
 	}
 }

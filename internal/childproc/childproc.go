@@ -73,16 +73,33 @@ func (p *Proc) Stop(grace time.Duration) error {
 
 // WaitOK polls url until it answers 200, the process exits, or limit passes.
 func (p *Proc) WaitOK(ctx context.Context, url string, limit time.Duration) error {
-	hc := &http.Client{Timeout: time.Second}
-	deadline := time.Now().Add(limit)
-	var last error
-	for time.Now().Before(deadline) {
+	err := PollHTTP(ctx, &http.Client{Timeout: time.Second}, url, limit, func() error {
 		if p.Exited() {
 			return fmt.Errorf("%s exited during start-up (see its log)", p.Name)
 		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("%s not ready: %w", p.Name, err)
+	}
+	return nil
+}
+
+// PollHTTP GETs url with hc every 200 ms until it answers 200 or limit passes; alive (optional) is asked before each
+// try and its error ends the wait at once.
+func PollHTTP(ctx context.Context, hc *http.Client, url string, limit time.Duration, alive func() error) error {
+	ctx, cancel := context.WithTimeout(ctx, limit)
+	defer cancel()
+	var last error
+	for {
+		if alive != nil {
+			if err := alive(); err != nil {
+				return err
+			}
+		}
 		req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
 		if err != nil {
-			return fmt.Errorf("%s: %w", p.Name, err)
+			return fmt.Errorf("poll %s: %w", url, err)
 		}
 		resp, err := hc.Do(req)
 		if err == nil {
@@ -95,9 +112,8 @@ func (p *Proc) WaitOK(ctx context.Context, url string, limit time.Duration) erro
 		last = err
 		select {
 		case <-ctx.Done():
-			return ctx.Err()
+			return fmt.Errorf("waited %s for %s: %w", limit, url, last)
 		case <-time.After(200 * time.Millisecond):
 		}
 	}
-	return fmt.Errorf("%s not ready at %s after %s: %v", p.Name, url, limit, last)
 }
