@@ -10,10 +10,11 @@ import (
 	"slices"
 	"time"
 
-	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
+
+	"github.com/fanoutdev/fanout/internal/endpointslice"
 )
 
 // The Service in front of the API server replicas, and the label its EndpointSlices carry.
@@ -150,36 +151,17 @@ func (d *Discovery) apply(urls []string) {
 }
 
 // SliceURLs converts an EndpointSlice of the API server into one /metrics URL per ready address
-// (https://IP:port/metrics, IPv6 bracketed). Ready unset counts as ready (the API's meaning); the port is the one
-// named "https", else the first TCP port; FQDN slices and slices without a port yield nothing.
+// (https://IP:port/metrics, IPv6 bracketed), as endpointslice.Read reads it (bounded, Ready unset counts as ready).
+// The port is the one named "https", else the first TCP port; FQDN slices and slices without a TCP port yield nothing.
 func SliceURLs(es *discoveryv1.EndpointSlice) []string {
-	if es.AddressType != discoveryv1.AddressTypeIPv4 && es.AddressType != discoveryv1.AddressTypeIPv6 {
-		return nil
-	}
-	var port uint16
-	for _, p := range es.Ports {
-		if p.Port == nil || *p.Port <= 0 || *p.Port > 65535 || (p.Protocol != nil && *p.Protocol != corev1.ProtocolTCP) {
-			continue
-		}
-		if port == 0 || (p.Name != nil && *p.Name == "https") {
-			port = uint16(*p.Port)
-		}
-	}
-	if port == 0 {
+	s := endpointslice.Read(es)
+	port, ok := s.Preferred("https")
+	if !ok {
 		return nil
 	}
 	var out []string
-	for _, ep := range es.Endpoints {
-		if ep.Conditions.Ready != nil && !*ep.Conditions.Ready {
-			continue
-		}
-		for _, s := range ep.Addresses {
-			a, err := netip.ParseAddr(s)
-			if err != nil {
-				continue
-			}
-			out = append(out, "https://"+netip.AddrPortFrom(a.Unmap(), port).String()+"/metrics")
-		}
+	for _, a := range s.Addrs {
+		out = append(out, "https://"+netip.AddrPortFrom(a, port).String()+"/metrics")
 	}
 	return out
 }

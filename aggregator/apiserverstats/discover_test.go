@@ -35,6 +35,7 @@ func ep(ready *bool, addrs ...string) discoveryv1.Endpoint {
 
 var httpsPort = []discoveryv1.EndpointPort{{Name: ptr("https"), Port: ptr[int32](6443), Protocol: ptr(corev1.ProtocolTCP)}}
 
+// SliceURLs' own part: the URL form and the port policy (the reading itself is tested in internal/endpointslice).
 func TestSliceURLs(t *testing.T) {
 	for _, c := range []struct {
 		name string
@@ -56,6 +57,9 @@ func TestSliceURLs(t *testing.T) {
 			[]discoveryv1.EndpointPort{{Port: ptr[int32](6443)}}, ep(nil, "10.0.0.1")),
 			[]string{"https://10.0.0.1:6443/metrics"}},
 		{"no port", apiSlice("default", "k", "kubernetes", discoveryv1.AddressTypeIPv4, nil, ep(nil, "10.0.0.1")), nil},
+		{"no TCP port", apiSlice("default", "k", "kubernetes", discoveryv1.AddressTypeIPv4,
+			[]discoveryv1.EndpointPort{{Name: ptr("https"), Port: ptr[int32](443), Protocol: ptr(corev1.ProtocolUDP)}},
+			ep(nil, "10.0.0.1")), nil},
 		{"fqdn", apiSlice("default", "k", "kubernetes", discoveryv1.AddressTypeFQDN, httpsPort, ep(nil, "api.example.com")), nil},
 	} {
 		t.Run(c.name, func(t *testing.T) {
