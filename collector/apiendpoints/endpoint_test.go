@@ -73,21 +73,42 @@ func TestExtract(t *testing.T) {
 	if got := serviceEndpoints(&corev1.Service{Spec: corev1.ServiceSpec{ClusterIP: "None"}}); got != nil {
 		t.Fatalf("headless: %v", got)
 	}
-	yes, no, port, udp := true, false, int32(6443), corev1.ProtocolUDP
-	es := &discoveryv1.EndpointSlice{
-		AddressType: discoveryv1.AddressTypeIPv4,
-		Ports:       []discoveryv1.EndpointPort{{Port: &port}, {Port: &port, Protocol: &udp}},
-		Endpoints: []discoveryv1.Endpoint{
-			{Addresses: []string{"192.0.2.1"}, Conditions: discoveryv1.EndpointConditions{Ready: &yes}},
-			{Addresses: []string{"192.0.2.2"}},
-			{Addresses: []string{"192.0.2.3"}, Conditions: discoveryv1.EndpointConditions{Ready: &no}},
-		},
+}
+
+// sliceEndpoints' own part: every ready address x every TCP port, port 0 when the slice lists none (the reading itself
+// is tested in internal/endpointslice).
+func TestSliceEndpoints(t *testing.T) {
+	yes, no, udp := true, false, corev1.ProtocolUDP
+	port := func(n int32, proto *corev1.Protocol) discoveryv1.EndpointPort {
+		return discoveryv1.EndpointPort{Port: &n, Protocol: proto}
 	}
-	if got, want := sliceEndpoints(es), []Endpoint{ep("192.0.2.1:6443", false), ep("192.0.2.2:6443", false)}; !slices.Equal(got, want) {
-		t.Fatalf("slice: got %v want %v", got, want)
+	eps := []discoveryv1.Endpoint{
+		{Addresses: []string{"192.0.2.1"}, Conditions: discoveryv1.EndpointConditions{Ready: &yes}},
+		{Addresses: []string{"192.0.2.2", "::ffff:192.0.2.4"}},
+		{Addresses: []string{"192.0.2.3"}, Conditions: discoveryv1.EndpointConditions{Ready: &no}},
 	}
-	es.AddressType = discoveryv1.AddressTypeFQDN
-	if got := sliceEndpoints(es); got != nil {
-		t.Fatalf("fqdn slice: %v", got)
+	for _, c := range []struct {
+		name  string
+		at    discoveryv1.AddressType
+		ports []discoveryv1.EndpointPort
+		want  []Endpoint
+	}{
+		{"one TCP port, UDP skipped", discoveryv1.AddressTypeIPv4, []discoveryv1.EndpointPort{port(6443, nil), port(6443, &udp)},
+			[]Endpoint{ep("192.0.2.1:6443", false), ep("192.0.2.2:6443", false), ep("192.0.2.4:6443", false)}},
+		{"every TCP port", discoveryv1.AddressTypeIPv4, []discoveryv1.EndpointPort{port(443, nil), port(6443, nil)},
+			[]Endpoint{ep("192.0.2.1:443", false), ep("192.0.2.1:6443", false), ep("192.0.2.2:443", false),
+				ep("192.0.2.2:6443", false), ep("192.0.2.4:443", false), ep("192.0.2.4:6443", false)}},
+		{"no port listed: any port", discoveryv1.AddressTypeIPv4, nil,
+			[]Endpoint{ep("192.0.2.1:0", false), ep("192.0.2.2:0", false), ep("192.0.2.4:0", false)}},
+		{"only UDP and invalid ports: nothing", discoveryv1.AddressTypeIPv4,
+			[]discoveryv1.EndpointPort{port(53, &udp), port(0, nil), {}}, nil},
+		{"fqdn", discoveryv1.AddressTypeFQDN, []discoveryv1.EndpointPort{port(6443, nil)}, nil},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			es := &discoveryv1.EndpointSlice{AddressType: c.at, Ports: c.ports, Endpoints: eps}
+			if got := sliceEndpoints(es); !slices.Equal(got, c.want) {
+				t.Errorf("got %v\nwant %v", got, c.want)
+			}
+		})
 	}
 }

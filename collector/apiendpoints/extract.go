@@ -5,6 +5,8 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
+
+	"github.com/fanoutdev/fanout/internal/endpointslice"
 )
 
 // serviceEndpoints returns the ClusterIPs x TCP ports of a Service (headless "None" and unparsable IPs skipped).
@@ -35,38 +37,19 @@ func serviceEndpoints(svc *corev1.Service) []Endpoint {
 	return out
 }
 
-// sliceEndpoints returns the ready addresses x TCP ports of an IPv4 or IPv6 EndpointSlice. Ready unset counts as
-// ready (the API's documented meaning); a slice without ports yields port 0 (any port).
+// sliceEndpoints returns the ready addresses x TCP ports of an IPv4 or IPv6 EndpointSlice, as endpointslice.Read
+// reads it (bounded, Ready unset counts as ready); a slice that lists no port yields port 0 (any port), one whose
+// listed ports are all dropped (not TCP, no valid number) yields nothing.
 func sliceEndpoints(es *discoveryv1.EndpointSlice) []Endpoint {
-	if es.AddressType != discoveryv1.AddressTypeIPv4 && es.AddressType != discoveryv1.AddressTypeIPv6 {
-		return nil
-	}
-	var ports []uint16
-	for _, p := range es.Ports {
-		if p.Port == nil || *p.Port <= 0 || *p.Port > 65535 {
-			continue
-		}
-		if p.Protocol != nil && *p.Protocol != corev1.ProtocolTCP {
-			continue
-		}
-		ports = append(ports, uint16(*p.Port))
-	}
-	if len(es.Ports) == 0 {
+	s := endpointslice.Read(es)
+	ports := s.Numbers()
+	if s.NoPorts {
 		ports = []uint16{0}
 	}
 	var out []Endpoint
-	for _, ep := range es.Endpoints {
-		if ep.Conditions.Ready != nil && !*ep.Conditions.Ready {
-			continue
-		}
-		for _, s := range ep.Addresses {
-			a, err := netip.ParseAddr(s)
-			if err != nil {
-				continue
-			}
-			for _, p := range ports {
-				out = append(out, Endpoint{Addr: a.Unmap(), Port: p})
-			}
+	for _, a := range s.Addrs {
+		for _, p := range ports {
+			out = append(out, Endpoint{Addr: a, Port: p})
 		}
 	}
 	return out
