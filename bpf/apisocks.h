@@ -23,7 +23,7 @@ struct api_sock {
 	__u32 pure_in;      /* segs_in - data_segs_in at the last callback: segments without payload received */
 	__u32 req_rx_mark;  /* data_segs_in when the outstanding request started */
 	__u32 flags;        /* FANOUT_SOCK_* */
-	__u32 _pad;
+	__u32 slot;         /* the cgroup's api_slot (bpf/sockops.bpf.c) at connect(); 0 = none: count by cgroup id */
 };
 
 struct {

@@ -37,6 +37,16 @@
  *               events are per request, not per packet). Sized like traffic_counters; a cgroup that finds it full
  *               goes to key 0 (the overflow bucket, created by user space), like traffic_counters.
  *   api_socks:  bpf/apisocks.h.
+ *   Slots, so that the per-response path needs no hash lookup: a cgroup's first API connect takes a slot index from
+ *   api_free_slots and records it in api_cgroup_slots and api_slot_owner; its sockets keep the index (api_sock.slot)
+ *   and fold counters and latency into api_slot_values[slot] (array lookups, inlined by the verifier). A cgroup that
+ *   finds no free slot, and a socket whose slot was released (owner changed: its cgroup is gone), count through
+ *   traffic_counters / api_health by cgroup id as before. User space sums both per cgroup.
+ *     api_free_slots:   QUEUE of __u32, the free slot indexes (filled by user space with 1..max-1; 0 = no slot).
+ *     api_cgroup_slots: HASH, key = cgroup id, value = __u32 slot.
+ *     api_slot_owner:   ARRAY of __u64, the cgroup id a slot belongs to (0 = free). User space releases a slot of a
+ *                       cgroup that is gone: delete its api_cgroup_slots entry, zero owner and values, push it back.
+ *     api_slot_values:  PERCPU_ARRAY of struct api_slot (monotonic per CPU while owned; plain adds).
  *   api_endpoints, api_filter: bpf/endpoints.h.
  *
  * Minimum kernel: 5.10 (header-option callbacks 5.10, sk_storage in sock_addr programs 5.10, bpf_skc_to_tcp_sock
@@ -77,6 +87,83 @@ struct {
 	__type(value, struct cgroup_health);
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } api_health SEC(".maps");
+
+#define FANOUT_API_SLOTS 256 /* default; user space sizes the four slot maps alike */
+
+struct api_slot {
+	struct cgroup_traffic traffic; /* connects and tx_dropped stay 0: counted in traffic_counters */
+	__u64 latency[FANOUT_LATENCY_BUCKETS];
+	__u64 latency_sum_us;
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_QUEUE);
+	__uint(max_entries, FANOUT_API_SLOTS);
+	__type(value, __u32);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} api_free_slots SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, FANOUT_API_SLOTS);
+	__type(key, __u64);
+	__type(value, __u32);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} api_cgroup_slots SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, FANOUT_API_SLOTS);
+	__type(key, __u32);
+	__type(value, __u64);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} api_slot_owner SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, FANOUT_API_SLOTS);
+	__type(key, __u32);
+	__type(value, struct api_slot);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} api_slot_values SEC(".maps");
+
+/* slot_for returns the cgroup's slot, taking a free one on its first API connect; 0 when none is free. */
+static __always_inline __u32 slot_for(__u64 id)
+{
+	__u32 *v = bpf_map_lookup_elem(&api_cgroup_slots, &id);
+	__u64 *owner;
+	__u32 slot;
+
+	if (v)
+		return *v;
+	if (bpf_map_pop_elem(&api_free_slots, &slot) || !slot)
+		return 0;
+	if (bpf_map_update_elem(&api_cgroup_slots, &id, &slot, BPF_NOEXIST)) {
+		/* Another connect of the cgroup won the race (or the map is full): give the slot back. */
+		bpf_map_push_elem(&api_free_slots, &slot, 0);
+		v = bpf_map_lookup_elem(&api_cgroup_slots, &id);
+		return v ? *v : 0;
+	}
+	owner = bpf_map_lookup_elem(&api_slot_owner, &slot);
+	if (!owner)
+		return 0;
+	*owner = id;
+	return slot;
+}
+
+/* slot_of returns the socket's slot values, or NULL: count by cgroup id (no slot, or its cgroup released it). */
+static __always_inline struct api_slot *slot_of(struct api_sock *s)
+{
+	__u32 k = s->slot;
+	__u64 *owner;
+
+	if (!k)
+		return 0;
+	owner = bpf_map_lookup_elem(&api_slot_owner, &k);
+	if (!owner || *owner != s->cgroup_id)
+		return 0;
+	return bpf_map_lookup_elem(&api_slot_values, &k);
+}
 
 /* Only the fields we read, relocated against the running kernel's structs (CO-RE). */
 struct sock___fanout {
@@ -124,7 +211,7 @@ static __always_inline int connect_common(struct bpf_sock_addr *ctx, int match)
 		return 1;
 	s = bpf_sk_storage_get(&api_socks, ctx->sk, 0, BPF_SK_STORAGE_GET_F_CREATE);
 	if (s) {
-		struct api_sock fresh = {.cgroup_id = id};
+		struct api_sock fresh = {.cgroup_id = id, .slot = slot_for(id)};
 		*s = fresh; /* a socket may connect again after a failed connect */
 	}
 	return 1;
@@ -155,14 +242,20 @@ static __always_inline __u32 log2_bucket(__u64 us)
 	return r < FANOUT_LATENCY_BUCKETS - 1 ? r : FANOUT_LATENCY_BUCKETS - 1;
 }
 
-static __always_inline void record_latency(__u64 cgroup_id, __u64 us)
+static __always_inline void record_latency(struct api_sock *s, struct api_slot *v, __u64 us)
 {
-	struct cgroup_health *h = health_for(cgroup_id);
-	__u32 idx;
+	struct cgroup_health *h;
+	__u32 idx = log2_bucket(us);
 
+	if (v) { /* per CPU */
+		if (idx < FANOUT_LATENCY_BUCKETS)
+			v->latency[idx]++;
+		v->latency_sum_us += us;
+		return;
+	}
+	h = health_for(s->cgroup_id);
 	if (!h)
 		return;
-	idx = log2_bucket(us);
 	if (idx < FANOUT_LATENCY_BUCKETS)
 		__sync_fetch_and_add(&h->latency[idx], 1);
 	__sync_fetch_and_add(&h->latency_sum_us, us);
@@ -185,7 +278,7 @@ static __always_inline void read_bytes_sent(struct bpf_sock_ops *ctx, __u64 *out
 /* fold adds what the socket sent and received since the last callback (the kernel's cumulative counters) to the
  * cgroup's counters: exact whichever callbacks ran. It also notes how many segments without payload arrived so far,
  * which tells the next RTT callback whether its ACK carried data. */
-static __always_inline void fold(struct bpf_sock_ops *ctx, struct api_sock *s)
+static __always_inline void fold(struct bpf_sock_ops *ctx, struct api_sock *s, struct api_slot *v)
 {
 	__u64 rx = ctx->bytes_received, tx = s->tx_bytes;
 	__u32 rseg = ctx->data_segs_in, rpkt = ctx->segs_in, tseg = ctx->data_segs_out, tpkt = ctx->segs_out;
@@ -195,7 +288,7 @@ static __always_inline void fold(struct bpf_sock_ops *ctx, struct api_sock *s)
 	s->pure_in = rpkt - rseg;
 	if (rx == s->rx_bytes && rpkt == s->rx_packets && tpkt == s->tx_packets && tx == s->tx_bytes)
 		return;
-	c = counters_for(s->cgroup_id);
+	c = v ? &v->traffic : counters_for(s->cgroup_id);
 	if (c) {
 		c->rx_bytes += rx - s->rx_bytes;
 		c->rx_segments += (__u32)(rseg - s->rx_segments);
@@ -221,43 +314,47 @@ static __always_inline void set_egress_cb(struct bpf_sock_ops *ctx, struct api_s
 }
 
 /* end_if_answered ends the outstanding request when data arrived since it started. */
-static __always_inline void end_if_answered(struct bpf_sock_ops *ctx, struct api_sock *s)
+static __always_inline void end_if_answered(struct bpf_sock_ops *ctx, struct api_sock *s, struct api_slot *v)
 {
 	if (!s->req_start_ns || ctx->data_segs_in == s->req_rx_mark)
 		return;
-	record_latency(s->cgroup_id, (bpf_ktime_get_ns() - s->req_start_ns) / 1000);
+	record_latency(s, v, (bpf_ktime_get_ns() - s->req_start_ns) / 1000);
 	s->req_start_ns = 0;
 	set_egress_cb(ctx, s, 0);
 }
 
 static __always_inline void on_egress(struct bpf_sock_ops *ctx, struct api_sock *s)
 {
+	struct api_slot *v;
+
 	if (!ctx->skb_tcp_flags)
 		return;
-	end_if_answered(ctx, s);
+	v = slot_of(s);
+	end_if_answered(ctx, s, v);
 	/* Without mrtt, a request starts at its first egress payload (skb_len: before the TCP header is pushed). */
 	if (!mrtt_in_rtt_cb && ctx->skb_len && !s->req_start_ns) {
 		s->req_start_ns = bpf_ktime_get_ns();
 		s->req_rx_mark = ctx->data_segs_in;
 	}
-	fold(ctx, s);
+	fold(ctx, s, v);
 }
 
 static __always_inline void on_rtt(struct bpf_sock_ops *ctx, struct api_sock *s)
 {
 	__u32 pure = ctx->segs_in - ctx->data_segs_in;
 	long mrtt = (long)ctx->args[0];
+	struct api_slot *v = slot_of(s);
 
 	if (ctx->state != FANOUT_TCP_ESTABLISHED) {
-		fold(ctx, s);
+		fold(ctx, s, v);
 		return;
 	}
 	if (s->req_start_ns) {
-		end_if_answered(ctx, s);
+		end_if_answered(ctx, s, v);
 	} else if (mrtt_in_rtt_cb && mrtt >= 0) {
 		if (pure == s->pure_in) {
 			/* The ACK carried data (it was queued before the ACK was processed): the answer to the acked request. */
-			record_latency(s->cgroup_id, mrtt);
+			record_latency(s, v, mrtt);
 		} else {
 			/* A pure ACK: the request was received, its answer is still to come. */
 			s->req_start_ns = bpf_ktime_get_ns() - (__u64)mrtt * 1000;
@@ -265,7 +362,7 @@ static __always_inline void on_rtt(struct bpf_sock_ops *ctx, struct api_sock *s)
 			set_egress_cb(ctx, s, 1);
 		}
 	}
-	fold(ctx, s);
+	fold(ctx, s, v);
 }
 
 /* on_parse runs for ingress packets that take the slow path: a packet with payload ends the outstanding request at
@@ -278,7 +375,7 @@ static __always_inline void on_parse(struct bpf_sock_ops *ctx, struct api_sock *
 		return;
 	hdr = (__u32)((long)ctx->skb_data_end - (long)ctx->skb_data); /* skb->data is the TCP header */
 	if (len > hdr) {
-		record_latency(s->cgroup_id, (bpf_ktime_get_ns() - s->req_start_ns) / 1000);
+		record_latency(s, slot_of(s), (bpf_ktime_get_ns() - s->req_start_ns) / 1000);
 		s->req_start_ns = 0;
 		set_egress_cb(ctx, s, 0);
 	}
@@ -300,13 +397,15 @@ static __always_inline int sock_err(struct bpf_sock_ops *ctx)
 static __always_inline void on_state(struct bpf_sock_ops *ctx, struct api_sock *s)
 {
 	struct cgroup_health *h;
+	struct api_slot *v;
 	__u32 from = ctx->args[0], to = ctx->args[1];
 	int err;
 
 	if (to != FANOUT_TCP_CLOSE)
 		return;
-	end_if_answered(ctx, s);
-	fold(ctx, s);
+	v = slot_of(s);
+	end_if_answered(ctx, s, v);
+	fold(ctx, s, v);
 	err = sock_err(ctx);
 	if (from == FANOUT_TCP_SYN_SENT) {
 		h = health_for(s->cgroup_id);
@@ -376,7 +475,7 @@ int fanout_sockops(struct bpf_sock_ops *ctx)
 		}
 		break;
 	case BPF_SOCK_OPS_ACTIVE_ESTABLISHED_CB:
-		fold(ctx, s); /* the handshake's segments; from here on pure_in tells pure ACKs apart */
+		fold(ctx, s, slot_of(s)); /* the handshake's segments; from here on pure_in tells pure ACKs apart */
 		break;
 	case BPF_SOCK_OPS_STATE_CB:
 		on_state(ctx, s);

@@ -38,6 +38,13 @@ type SockopsApiFilterValue struct {
 	}
 }
 
+type SockopsApiSlot struct {
+	_            structs.HostLayout
+	Traffic      SockopsCgroupTraffic
+	Latency      [28]uint64
+	LatencySumUs uint64
+}
+
 type SockopsApiSock struct {
 	_          structs.HostLayout
 	CgroupId   uint64
@@ -51,7 +58,7 @@ type SockopsApiSock struct {
 	PureIn     uint32
 	ReqRxMark  uint32
 	Flags      uint32
-	Pad        uint32
+	Slot       uint32
 }
 
 type SockopsCgroupHealth struct {
@@ -80,9 +87,13 @@ type SockopsCgroupTraffic struct {
 //
 // Used for safe lookups in a Collection or CollectionSpec.
 const (
+	SockopsMapApiCgroupSlots         = "api_cgroup_slots"
 	SockopsMapApiEndpoints           = "api_endpoints"
 	SockopsMapApiFilter              = "api_filter"
+	SockopsMapApiFreeSlots           = "api_free_slots"
 	SockopsMapApiHealth              = "api_health"
+	SockopsMapApiSlotOwner           = "api_slot_owner"
+	SockopsMapApiSlotValues          = "api_slot_values"
 	SockopsMapApiSocks               = "api_socks"
 	SockopsMapTrafficCounters        = "traffic_counters"
 	SockopsMapTrafficStats           = "traffic_stats"
@@ -143,9 +154,13 @@ type SockopsProgramSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type SockopsMapSpecs struct {
+	ApiCgroupSlots  *ebpf.MapSpec `ebpf:"api_cgroup_slots"`
 	ApiEndpoints    *ebpf.MapSpec `ebpf:"api_endpoints"`
 	ApiFilter       *ebpf.MapSpec `ebpf:"api_filter"`
+	ApiFreeSlots    *ebpf.MapSpec `ebpf:"api_free_slots"`
 	ApiHealth       *ebpf.MapSpec `ebpf:"api_health"`
+	ApiSlotOwner    *ebpf.MapSpec `ebpf:"api_slot_owner"`
+	ApiSlotValues   *ebpf.MapSpec `ebpf:"api_slot_values"`
 	ApiSocks        *ebpf.MapSpec `ebpf:"api_socks"`
 	TrafficCounters *ebpf.MapSpec `ebpf:"traffic_counters"`
 	TrafficStats    *ebpf.MapSpec `ebpf:"traffic_stats"`
@@ -178,9 +193,13 @@ func (o *SockopsObjects) Close() error {
 //
 // It can be passed to LoadSockopsObjects or ebpf.CollectionSpec.LoadAndAssign.
 type SockopsMaps struct {
+	ApiCgroupSlots  *ebpf.Map `ebpf:"api_cgroup_slots"`
 	ApiEndpoints    *ebpf.Map `ebpf:"api_endpoints"`
 	ApiFilter       *ebpf.Map `ebpf:"api_filter"`
+	ApiFreeSlots    *ebpf.Map `ebpf:"api_free_slots"`
 	ApiHealth       *ebpf.Map `ebpf:"api_health"`
+	ApiSlotOwner    *ebpf.Map `ebpf:"api_slot_owner"`
+	ApiSlotValues   *ebpf.Map `ebpf:"api_slot_values"`
 	ApiSocks        *ebpf.Map `ebpf:"api_socks"`
 	TrafficCounters *ebpf.Map `ebpf:"traffic_counters"`
 	TrafficStats    *ebpf.Map `ebpf:"traffic_stats"`
@@ -188,9 +207,13 @@ type SockopsMaps struct {
 
 func (m *SockopsMaps) Close() error {
 	return _SockopsClose(
+		m.ApiCgroupSlots,
 		m.ApiEndpoints,
 		m.ApiFilter,
+		m.ApiFreeSlots,
 		m.ApiHealth,
+		m.ApiSlotOwner,
+		m.ApiSlotValues,
 		m.ApiSocks,
 		m.TrafficCounters,
 		m.TrafficStats,

@@ -53,7 +53,7 @@ type TrafficApiSock struct {
 	PureIn     uint32
 	ReqRxMark  uint32
 	Flags      uint32
-	Pad        uint32
+	Slot       uint32
 }
 
 type TrafficBlockedEntry struct {

@@ -26,6 +26,7 @@ type config struct {
 	ListenAddress     string
 	Interval          time.Duration
 	MaxCgroups        uint // 0 = from the node's pod capacity
+	APISlots          uint // 0 = probe.DefaultAPISlots
 	ProbeMode         probe.Mode
 	PodLogsDir        string
 	InformerJitter    time.Duration
@@ -60,6 +61,7 @@ func parseFlags(args []string) (*config, error) {
 	fs.StringVar(&c.CgroupRoot, "cgroup.root", "", "cgroup2 directory to attach at (default: kubepods.slice or kubepods under the cgroup2 mount)")
 	fs.StringVar(&c.PinDir, "bpf.pin-dir", "", "instance pin dir for maps and links (default /sys/fs/bpf/fanout/<node.name>)")
 	fs.UintVar(&c.MaxCgroups, "bpf.max-cgroups", 0, "capacity of the per-cgroup counter map (0 = from the node's pod capacity, 16384 when unknown)")
+	fs.UintVar(&c.APISlots, "bpf.api-slots", 0, fmt.Sprintf("size N of the cgroup slot maps: N-1 cgroups with API sockets are counted without hash lookups (0 = %d; further cgroups are counted as exactly, with two hash lookups per response; 296 bytes of kernel memory per slot per CPU)", probe.DefaultAPISlots))
 	fs.StringVar(&c.probeMode, "probe.mode", "auto", "traffic probe design: auto (sockops when the kernel supports it), sockops, or cgroup_skb")
 	fs.StringVar(&c.APIEndpoints, "api.endpoints", "", "static API-server endpoints, comma separated ip[:port] ([v6]:port); no port = any port")
 	fs.StringVar(&c.Kubeconfig, "kubeconfig", "", "kubeconfig for the pod informer (default: in-cluster; without an API server the agent keeps counting)")
@@ -116,6 +118,9 @@ func (c *config) validate() error {
 	}
 	if c.MaxCgroups > 1<<22 {
 		errs = append(errs, fmt.Errorf("--bpf.max-cgroups %d: out of range", c.MaxCgroups))
+	}
+	if c.APISlots == 1 || c.APISlots > probe.MaxAPISlots {
+		errs = append(errs, fmt.Errorf("--bpf.api-slots %d: want 0 (default) or 2..%d", c.APISlots, probe.MaxAPISlots))
 	}
 	if c.Kubeconfig != "" {
 		if _, err := os.Stat(c.Kubeconfig); err != nil {

@@ -106,6 +106,7 @@ func run(ctx context.Context, cfg *config, logger *slog.Logger) error {
 	}
 	p, err := probe.New(probe.Config{PinDir: cfg.PinDir, CgroupPath: root,
 		MaxCgroups: counterMapSize(ctx, cfg.MaxCgroups, client, cfg.NodeName, logger),
+		APISlots:   uint32(cfg.APISlots),
 		Mode:       cfg.ProbeMode}, logger)
 	if err != nil {
 		return fmt.Errorf("start probe: %w", err)

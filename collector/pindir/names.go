@@ -20,6 +20,11 @@ const (
 	// Per-socket design (bpf/sockops.bpf.c, collector/probe): endpoint health and the API sockets' storage.
 	MapAPIHealth = "api_health"
 	MapAPISocks  = "api_socks"
+	// Per-socket design's cgroup slots (bpf/sockops.bpf.c, collector/probe).
+	MapAPIFreeSlots   = "api_free_slots"
+	MapAPICgroupSlots = "api_cgroup_slots"
+	MapAPISlotOwner   = "api_slot_owner"
+	MapAPISlotValues  = "api_slot_values"
 	// Block list shared by every object (bpf/blocked.h, collector/blockmap).
 	MapBlocked       = "blocked"
 	MapBlockedActive = "blocked_active"
@@ -46,7 +51,8 @@ const (
 // Groups of pins, by owner.
 var (
 	TrafficLinks = []string{LinkTrafficEgress, LinkTrafficIngress, LinkTrafficConnect4, LinkTrafficConnect6, LinkTrafficSockops}
-	TrafficMaps  = []string{MapTrafficCounters, MapTrafficStats, MapAPIEndpoints, MapAPIFilter, MapAPIHealth, MapAPISocks}
+	TrafficMaps  = []string{MapTrafficCounters, MapTrafficStats, MapAPIEndpoints, MapAPIFilter, MapAPIHealth, MapAPISocks,
+		MapAPIFreeSlots, MapAPICgroupSlots, MapAPISlotOwner, MapAPISlotValues}
 	EnforceLinks = []string{LinkEnforceConnect4, LinkEnforceConnect6}
 	// EnforceMaps are the kill switch's own maps; BlockListMaps are shared with the traffic probe.
 	EnforceMaps   = []string{MapBlockedWorkloads, MapBlockedExempt, MapBlockedNames, MapEnforceDenied}

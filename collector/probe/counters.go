@@ -78,6 +78,13 @@ func (p *Probe) ReadCounters() (map[uint64]Counters, error) {
 	if err := it.Err(); err != nil {
 		return nil, fmt.Errorf("read traffic counters: %w", err)
 	}
+	slots, err := p.readSlots()
+	if err != nil {
+		return nil, err
+	}
+	for id, v := range slots {
+		out[id] = out[id].Add(sumCPUs([]bpf.TrafficCgroupTraffic{bpf.TrafficCgroupTraffic(v.Traffic)}))
+	}
 	return out, nil
 }
 
@@ -106,10 +113,18 @@ func (p *Probe) Pressure() ([]MapPressure, error) {
 	if err != nil {
 		return nil, fmt.Errorf("count api_endpoints: %w", err)
 	}
-	return []MapPressure{
+	out := []MapPressure{
 		{Map: "traffic_counters", Entries: n, MaxEntries: p.objs.TrafficCounters.MaxEntries(), Full: failed},
 		{Map: "api_endpoints", Entries: ne, MaxEntries: p.objs.ApiEndpoints.MaxEntries(), Full: p.endpointErrors.Load()},
-	}, nil
+	}
+	if p.sock != nil {
+		sp, err := p.slotPressure()
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, sp)
+	}
+	return out, nil
 }
 
 // InsertsFailed is how many times a cgroup found the counter map full (and was counted in the overflow bucket): the
@@ -149,8 +164,8 @@ func (p *Probe) stat(idx uint32) (uint64, error) {
 	return n, nil
 }
 
-// Forget deletes the counters of cgroups that are gone (the map is not LRU: nothing is evicted by the kernel). A
-// cgroup that sends again is re-created from zero. The overflow bucket is never deleted.
+// Forget deletes the counters of cgroups that are gone (the map is not LRU: nothing is evicted by the kernel) and
+// frees their slots. A cgroup that sends again is re-created from zero. The overflow bucket is never deleted.
 func (p *Probe) Forget(ids []uint64) error {
 	var errs []error
 	for _, id := range ids {
@@ -164,6 +179,7 @@ func (p *Probe) Forget(ids []uint64) error {
 			if err := p.sock.ApiHealth.Delete(id); err != nil && !errors.Is(err, ebpf.ErrKeyNotExist) {
 				errs = append(errs, err)
 			}
+			errs = append(errs, p.releaseSlot(id))
 		}
 	}
 	if err := errors.Join(errs...); err != nil {

@@ -82,5 +82,12 @@ func (p *Probe) ReadHealth() (map[uint64]Health, error) {
 	if err := it.Err(); err != nil {
 		return nil, fmt.Errorf("read api_health: %w", err)
 	}
+	slots, err := p.readSlots()
+	if err != nil {
+		return nil, err
+	}
+	for id, v := range slots {
+		out[id] = out[id].Add(Health{Latency: v.Latency, LatencySumUs: v.LatencySumUs})
+	}
 	return out, nil
 }

@@ -30,6 +30,10 @@ type Config struct {
 	// MaxCgroups bounds traffic_counters and api_health (0 = the object's default, 16384; see SizeForPods).
 	// Changing it replaces the pinned maps.
 	MaxCgroups uint32
+	// APISlots sizes the per-socket design's cgroup slots (0 = DefaultAPISlots; at most 16384): cgroups with API
+	// sockets beyond APISlots-1 are counted correctly, with two hash lookups per response instead of array lookups.
+	// Changing it replaces the pinned slot maps.
+	APISlots uint32
 	// Mode picks the design: ModeAuto (default: per-socket when the kernel supports it, else cgroup_skb),
 	// ModeSockops or ModeSKB.
 	Mode Mode
@@ -111,6 +115,9 @@ func New(cfg Config, logger *slog.Logger) (*Probe, error) {
 	if cfg.HandoffQuiet == 0 {
 		cfg.HandoffQuiet = 10 * time.Minute
 	}
+	if cfg.APISlots == 1 || cfg.APISlots > MaxAPISlots {
+		return nil, fmt.Errorf("probe: %d API slots: want 0 (default %d) or 2..%d", cfg.APISlots, DefaultAPISlots, MaxAPISlots)
+	}
 	p := &Probe{cfg: cfg, log: logger.With("component", "probe"), links: map[string]link.Link{}}
 	if err := rlimit.RemoveMemlock(); err != nil {
 		return nil, fmt.Errorf("remove memlock rlimit: %w", err)
@@ -158,6 +165,9 @@ func (p *Probe) load() error {
 	if err := p.ensureOverflow(); err != nil {
 		return err
 	}
+	if err := p.initSlots(); err != nil {
+		return err
+	}
 	p.log.Info("probe design", "mode", p.mode, "one_run_per_request", p.oneRunPerRequest)
 	return nil
 }
@@ -186,6 +196,13 @@ func (p *Probe) loadSpec(spec *ebpf.CollectionSpec, objs any) error {
 		for _, name := range []string{"traffic_counters", "api_health"} {
 			if ms := spec.Maps[name]; ms != nil {
 				ms.MaxEntries = p.cfg.MaxCgroups
+			}
+		}
+	}
+	if p.cfg.APISlots > 0 {
+		for _, name := range slotMaps {
+			if ms := spec.Maps[name]; ms != nil {
+				ms.MaxEntries = p.cfg.APISlots
 			}
 		}
 	}
