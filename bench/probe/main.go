@@ -25,6 +25,7 @@ import (
 	"github.com/cilium/ebpf/link"
 	"golang.org/x/sys/unix"
 
+	"github.com/fanoutdev/fanout/bpf"
 	"github.com/fanoutdev/fanout/collector/cgroups"
 	"github.com/fanoutdev/fanout/collector/probe"
 )
@@ -274,15 +275,38 @@ func run(o options, logger *slog.Logger) error {
 		return fmt.Errorf("attach sockops connect4: %w", err)
 	}
 	apiFd, err := dial()
+	if err != nil {
+		cl.Close()
+		sl.Close()
+		return err
+	}
+	defer syscall.Close(apiFd)
+	// A second API socket counted through the hash maps by cgroup id (what a cgroup without a slot, and every API
+	// socket before slots existed, pays): its slot is cleared in its socket storage (user space reaches a socket's
+	// storage by its fd).
+	apiHashFd, err := dial()
 	cl.Close()
 	sl.Close()
 	if err != nil {
 		return err
 	}
-	defer syscall.Close(apiFd)
-	fd = apiFd
-	if _, _, err := block(2000); err != nil {
-		return err
+	defer syscall.Close(apiHashFd)
+	var as bpf.SockopsApiSock
+	if err := sobjs.ApiSocks.Lookup(int32(apiHashFd), &as); err != nil {
+		return fmt.Errorf("api_socks of the second API socket: %w", err)
+	}
+	if as.Slot == 0 {
+		return errors.New("the bench's API socket holds no slot")
+	}
+	as.Slot = 0
+	if err := sobjs.ApiSocks.Update(int32(apiHashFd), as, ebpf.UpdateExist); err != nil {
+		return fmt.Errorf("clear the slot of the second API socket: %w", err)
+	}
+	for _, f := range []int{apiFd, apiHashFd} {
+		fd = f
+		if _, _, err := block(2000); err != nil {
+			return err
+		}
 	}
 	fd = plainFd
 
@@ -327,6 +351,8 @@ func run(o options, logger *slog.Logger) error {
 			fd = plainFd
 			if cfg == cfgDetachedAPI {
 				fd = apiFd
+			} else if cfg == cfgDetachedAPIHash {
+				fd = apiHashFd
 			} else if cfg == cfgSockEmpty {
 				fd = apiFd // its callbacks were enabled at connect(); the empty program runs on each
 				l, err := link.AttachCgroup(link.CgroupOptions{Path: attachAt, Attach: ebpf.AttachCGroupSockOps, Program: emptySockops})
@@ -334,9 +360,11 @@ func run(o options, logger *slog.Logger) error {
 					return fmt.Errorf("attach empty sockops: %w", err)
 				}
 				ls = append(ls, l)
-			} else if cfg == cfgSockAPI || cfg == cfgSockOther {
+			} else if cfg == cfgSockAPI || cfg == cfgSockAPIHash || cfg == cfgSockOther {
 				if cfg == cfgSockAPI {
 					fd = apiFd
+				} else if cfg == cfgSockAPIHash {
+					fd = apiHashFd
 				}
 				l, err := attachSockops()
 				if err != nil {
@@ -439,6 +467,14 @@ func run(o options, logger *slog.Logger) error {
 		return fmt.Errorf("enable bpf stats: %w", err)
 	}
 	if l, err := attachSockops(); err == nil {
+		fd = apiHashFd
+		block(1000)
+		th0, nh0 := runStats(sobjs.FanoutSockops)
+		block(20 * o.perBlock)
+		th1, nh1 := runStats(sobjs.FanoutSockops)
+		if nh1 > nh0 {
+			res.sockRunHash = float64(th1-th0) / float64(nh1-nh0)
+		}
 		fd = apiFd
 		block(1000)
 		t0, n0 := runStats(sobjs.FanoutSockops)
