@@ -7,7 +7,9 @@
 //   - sockops (bpf/sockops.bpf.c, the default): only sockets opened to an API endpoint get callbacks, so other traffic
 //     pays nothing. On kernels >= 6.10 (the RTT sample reaches sockops) an API socket runs the program about once per
 //     request/response; counters are folded from the socket's cumulative counters, so they are exact whichever
-//     callbacks ran (OneRunPerRequest). Older kernels keep egress callbacks on.
+//     callbacks ran (OneRunPerRequest). Older kernels keep egress callbacks on. A cgroup's first API connect takes
+//     a slot (Config.APISlots), so its sockets fold into a per-CPU array value instead of looking up two hash maps
+//     per response; cgroups without a slot are counted by id, as exactly (slots.go).
 //   - cgroup_skb (bpf/traffic.bpf.c): every packet of every pod, the fallback where sockops does not load.
 //
 // An agent upgraded from the cgroup_skb layout keeps those links for the API sockets opened before the upgrade (they
