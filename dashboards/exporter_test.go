@@ -122,6 +122,7 @@ func newFakeFleet(t *testing.T) *fakeFleet {
 	gauge(f.aggregator, "fanout_placement_synced", nil, []string{})
 	gauge(f.aggregator, "fanout_workload_release_held", []string{"workload"}, wl[0])
 	counter(f.aggregator, "fanout_aggregator_names_folded_total", nil, []string{})
+	gauge(f.aggregator, "fanout_aggregator_workloads_folded", nil, []string{})
 	// Closed loop of the tripped workload: 2400 of 2500 nodes enforce.
 	gauge(f.aggregator, "fanout_workload_enforcement_coverage_ratio", []string{"workload"}, wl[0]).WithLabelValues(testWorkloads[0]).Set(0.96)
 	gauge(f.aggregator, "fanout_workload_enforcement_nodes_running", []string{"workload"}, wl[0]).WithLabelValues(testWorkloads[0]).Set(2500)

@@ -27,7 +27,7 @@ func TestInterfaceMetricNames(t *testing.T) {
 		t.Fatal(err)
 	}
 	reg := prometheus.NewRegistry()
-	if err := reg.Register(New(eng)); err != nil {
+	if err := reg.Register(New(eng, DefaultConfig())); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := server.New(server.Config{}, eng, reg, slog.New(slog.NewTextHandler(io.Discard, nil))); err != nil {

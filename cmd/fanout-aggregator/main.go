@@ -60,6 +60,7 @@ type Config struct {
 	Pprof          bool
 	MemoryLimit    int64
 	Engine         engine.Config
+	Metrics        metrics.Config
 	Profiling      profiling.Config
 	Remediation    RemediationConfig
 	Headroom       HeadroomConfig
@@ -72,7 +73,7 @@ overload per workload, runs the kill-switch state machine, audits every decision
 
 func parseFlags(args []string, stderr io.Writer) (Config, error) {
 	host, _ := os.Hostname()
-	cfg := Config{Engine: engine.DefaultConfig()}
+	cfg := Config{Engine: engine.DefaultConfig(), Metrics: metrics.DefaultConfig()}
 	fs := flag.NewFlagSet("fanout-aggregator", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.StringVar(&cfg.Listen, "listen", "127.0.0.1:7443", "gRPC listen address for agents and fanoutctl")
@@ -95,6 +96,7 @@ func parseFlags(args []string, stderr io.Writer) (Config, error) {
 	cfg.Engine.Fleet.RegisterFlags(fs)
 	cfg.Engine.Detect.RegisterFlags(fs)
 	cfg.Engine.Switch.RegisterFlags(fs)
+	cfg.Metrics.RegisterFlags(fs)
 	cfg.Remediation.registerFlags(fs)
 	cfg.Headroom.registerFlags(fs)
 	cfg.Profiling.RegisterFlags(fs)
@@ -105,6 +107,9 @@ func parseFlags(args []string, stderr io.Writer) (Config, error) {
 		return cfg, cliflag.Usagef(fs.Name(), "unexpected arguments %q (the aggregator takes flags only)", fs.Args())
 	}
 	if err := cfg.Engine.Switch.Validate(); err != nil {
+		return cfg, err
+	}
+	if err := cfg.Metrics.Validate(); err != nil {
 		return cfg, err
 	}
 	if cfg.AgentTokenFile == "" && cfg.TLSClientCA == "" {
@@ -217,7 +222,7 @@ func serve(ctx context.Context, cfg Config, logger *slog.Logger) error {
 		}
 		hsources.Placement = pw.Stats
 	}
-	for _, c := range []prometheus.Collector{build, metrics.New(eng), metrics.NewHeadroom(hsources), collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{})} {
+	for _, c := range []prometheus.Collector{build, metrics.New(eng, cfg.Metrics), metrics.NewHeadroom(hsources), collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{})} {
 		if err := reg.Register(c); err != nil {
 			return fmt.Errorf("register metrics: %w", err)
 		}
