@@ -5,4 +5,7 @@
 // threads (CLOCK_THREAD_CPUTIME_ID), steadier than wall time on a shared machine; wall time is reported beside it.
 // It adds the programs' own cost from kernel BPF statistics and BPF_PROG_TEST_RUN, and writes the "Probe overhead"
 // section of BENCHMARKS.md.
+//
+// FANOUT_BENCH_DUMP=<file> writes every block's CPU time per round trip, per configuration, as JSON (for looking at
+// the distributions behind the report).
 package main

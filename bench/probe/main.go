@@ -3,6 +3,7 @@ package main
 import (
 	"bufio"
 	"encoding/binary"
+	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -88,6 +89,9 @@ func serve() error {
 
 func echo(c int) {
 	runtime.LockOSThread() // the thread's CPU time is this connection's server side
+	if err := pinThread(); err != nil {
+		fmt.Fprintln(os.Stderr, "bench server:", err)
+	}
 	syscall.SetsockoptInt(c, syscall.IPPROTO_TCP, syscall.TCP_NODELAY, 1)
 	buf := make([]byte, 64)
 	for {
@@ -199,6 +203,9 @@ func run(o options, logger *slog.Logger) error {
 		return fmt.Errorf("enter client cgroup: %w", err)
 	}
 	runtime.LockOSThread()
+	if err := pinThread(); err != nil {
+		return err
+	}
 	dial := func() (int, error) {
 		fd, err := syscall.Socket(syscall.AF_INET, syscall.SOCK_STREAM, 0)
 		if err != nil {
@@ -413,11 +420,24 @@ func run(o options, logger *slog.Logger) error {
 	}
 	// Noise from other processes on a shared machine only adds time: compare low percentiles of the per-block
 	// means (p10, with the median alongside).
+	if path := os.Getenv("FANOUT_BENCH_DUMP"); path != "" {
+		if b, err := json.Marshal(map[string]any{"names": configNames, "cpu": perCPU}); err == nil {
+			os.WriteFile(path, b, 0o644)
+		}
+	}
 	res := result{rounds: o.rounds, perBlock: o.perBlock, pktsPerRT: float64(matchPackets) / float64(matchRTs),
 		oneRunPerRequest: p.OneRunPerRequest()}
 	for i := range nConfigs {
 		res.cpuP10[i], res.cpuMed[i] = pct(perCPU[i], 10), pct(perCPU[i], 50)
 		res.wallP10[i], res.wallMed[i] = pct(per[i], 10), pct(per[i], 50)
+		// Paired: each round's block minus its baseline's block of the same round (minutes apart at most
+		// seconds), so drifts of the machine cancel; the median drops the rounds that interference hit.
+		base := perCPU[baselineOf(i)]
+		d := make([]float64, len(perCPU[i]))
+		for r := range d {
+			d[r] = perCPU[i][r] - base[r]
+		}
+		res.pairedMed[i], res.pairedQ1[i], res.pairedQ3[i] = pct(d, 50), pct(d, 25), pct(d, 75)
 	}
 	// In-kernel cost on the real path: kernel BPF run-time statistics (enabled only for this phase).
 	stats, err := ebpf.EnableStats(uint32(unix.BPF_STATS_RUN_TIME))
@@ -497,8 +517,8 @@ func run(o options, logger *slog.Logger) error {
 		return err
 	}
 	for i, n := range configNames {
-		fmt.Fprintf(os.Stderr, "%-34s cpu p10 %6.0f median %6.0f | wall p10 %6.0f median %6.0f | added per packet (cpu p10) %5.0f\n",
-			n, res.cpuP10[i], res.cpuMed[i], res.wallP10[i], res.wallMed[i], res.added(&res.cpuP10, i))
+		fmt.Fprintf(os.Stderr, "%-34s cpu p10 %6.0f median %6.0f | wall p10 %6.0f median %6.0f | added per packet: paired median %5.0f, cpu p10 %5.0f\n",
+			n, res.cpuP10[i], res.cpuMed[i], res.wallP10[i], res.wallMed[i], res.pairedMed[i]/res.pktsPerRT, res.added(&res.cpuP10, i))
 	}
 	section := res.markdown()
 	fmt.Print(section)
@@ -546,4 +566,16 @@ func pct(v []float64, p int) float64 {
 	s := slices.Clone(v)
 	slices.Sort(s)
 	return s[len(s)*p/100]
+}
+
+// pinThread pins the calling thread to the machine's last CPU. Client and server threads share it: whether the
+// scheduler put them on one CPU or two otherwise changes a round trip's CPU time by a quarter (cross-CPU wakeups),
+// block by block, which would drown what the probe adds.
+func pinThread() error {
+	var set unix.CPUSet
+	set.Set(runtime.NumCPU() - 1)
+	if err := unix.SchedSetaffinity(0, &set); err != nil {
+		return fmt.Errorf("pin thread to CPU %d: %w", runtime.NumCPU()-1, err)
+	}
+	return nil
 }

@@ -50,10 +50,13 @@ type result struct {
 	pktsPerRT        float64
 	// Per configuration, per-block means per round trip (ns): CPU time of both ends' threads, and wall time.
 	cpuP10, cpuMed, wallP10, wallMed [nConfigs]float64
-	realMatch, realOther             float64 // ns per program run on the real path (bpf_stats)
-	realEmpty                        float64
-	progMatch, progOther             float64
-	progBase                         float64
+	// Per configuration, the per-round difference from its baseline's block of the same round (CPU ns per round
+	// trip): median and quartiles.
+	pairedMed, pairedQ1, pairedQ3 [nConfigs]float64
+	realMatch, realOther          float64 // ns per program run on the real path (bpf_stats)
+	realEmpty                     float64
+	progMatch, progOther          float64
+	progBase                      float64
 
 	sockRun, sockRunsPerRT float64
 	sockRunHash            float64 // per run on the API socket without a slot
@@ -72,7 +75,9 @@ func (r result) markdown() string {
 	fmt.Fprintf(&b, "`make bench-probe` (bench/probe), %s, kernel %s, %d CPUs, Go %s.\n\n", time.Now().UTC().Format("2006-01-02"),
 		kernelRelease(), runtime.NumCPU(), runtime.Version())
 	fmt.Fprintf(&b, "Method: one TCP connection over loopback, 64-byte request / 64-byte response with blocking "+
-		"syscalls; the client's cgroup is below the attach point, the echo server's is not. %d rounds; each round runs "+
+		"syscalls; the client's cgroup is below the attach point, the echo server's is not. Client and server threads "+
+		"are pinned to one CPU (left to the scheduler, whether they shared a CPU changed a block's CPU time by up to a "+
+		"quarter, block by block). %d rounds; each round runs "+
 		"%d round trips in each of %d configurations, back to back in rotating order (table below); after each attach or "+
 		"detach the bench pauses 20 ms and runs a tenth of a block unmeasured (the kernel's deferred work from changing "+
 		"programs otherwise lands in the next block's CPU time). The cost is the "+
@@ -81,16 +86,20 @@ func (r result) markdown() string {
 		"the loopback delivery and the hooks on it, run in softirq context of these threads, are included), compared "+
 		"with **the same socket** with nothing attached, divided by %.2f hooked packets per round trip (the cgroup_skb "+
 		"probe's own packet count). CPU time does not count the time a thread waits for the CPU, which makes it far "+
-		"steadier than wall time on this shared 2-CPU machine; the p10 of the per-block means is the estimate (other "+
-		"processes only ever add time), the median is shown beside it.\n\n", r.rounds, r.perBlock, nConfigs, r.pktsPerRT)
+		"steadier than wall time on this shared 2-CPU machine. The estimate is the **paired median**: in each round, "+
+		"a configuration's block minus its baseline's block of the same round (seconds apart, so the machine's drifts "+
+		"cancel), the median over rounds (it drops the rounds that other processes hit), with the interquartile range; "+
+		"the difference of the configurations' p10 and median block means over all rounds is shown beside it.\n\n", r.rounds, r.perBlock, nConfigs, r.pktsPerRT)
 	fmt.Fprintf(&b, "Two designs side by side: the per-socket design (sockops, the default: bpf/sockops.bpf.c, "+
 		"callbacks only on sockets opened to an API endpoint, on this kernel about one program run per "+
 		"request/response) and the cgroup_skb design (the fallback: every packet of every pod). The sockops API "+
 		"configurations run on a second connection that was opened with the probe attached (opt-in happens at "+
 		"connect()) and are compared with that connection with nothing attached.\n\n")
-	fmt.Fprintf(&b, "| CPU ns added per packet, end to end | target | p10 | median |\n|---|---|---|---|\n")
+	fmt.Fprintf(&b, "| CPU ns added per packet, end to end | target | paired median (IQR) | p10 | median |\n|---|---|---|---|---|\n")
 	row := func(label, target string, cfg int) {
-		fmt.Fprintf(&b, "| %s | %s | %.0f | %.0f |\n", label, target, r.added(&r.cpuP10, cfg), r.added(&r.cpuMed, cfg))
+		k := r.pktsPerRT
+		fmt.Fprintf(&b, "| %s | %s | **%.0f** (%.0f to %.0f) | %.0f | %.0f |\n", label, target, r.pairedMed[cfg]/k,
+			r.pairedQ1[cfg]/k, r.pairedQ3[cfg]/k, r.added(&r.cpuP10, cfg), r.added(&r.cpuMed, cfg))
 	}
 	row("**sockops**, API-server packet", "≤100", cfgSockAPI)
 	row("**sockops**, other packet", "≤5", cfgSockOther)
