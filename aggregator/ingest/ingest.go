@@ -22,8 +22,14 @@ const (
 	// scale them up (a 1 ns interval once made 1e21 req/s).
 	MinRateInterval = 500 * time.Millisecond
 	MaxRefused      = 1_000
-	maxNameLen      = 253
-	maxReasonLen    = 128
+	// MaxResponses bounds the API-server answers one report may time (summed over its workloads), and
+	// MaxResponseLatency one answer's time to first byte: a fleet of 10,000 such reports still sums without
+	// overflow. MaxOutcomes bounds each connection-outcome count of one report.
+	MaxResponses       = 1_000_000
+	MaxResponseLatency = 10 * time.Minute
+	MaxOutcomes        = 1_000_000
+	maxNameLen         = 253
+	maxReasonLen       = 128
 	// Unattributed is the bucket a node's pods without a workload are folded into.
 	Unattributed = "Unknown//unattributed"
 )
@@ -118,6 +124,7 @@ func Convert(r *api.NodeReport) (*engine.Report, error) {
 	scale := float64(time.Second) / float64(max(interval, MinRateInterval))
 	out := &engine.Report{Node: r.GetNode(), Sequence: r.GetSequence(), Second: Second(r.GetTimestamp().AsTime(), interval)}
 	index := make(map[string]int, len(r.GetWorkloads()))
+	var timed signalTotals
 	for i, w := range r.GetWorkloads() {
 		field := fmt.Sprintf("workloads[%d]", i)
 		if !ValidWorkload(w.GetWorkload()) {
@@ -133,8 +140,13 @@ func Convert(r *api.NodeReport) (*engine.Report, error) {
 		if w.GetPods() > MaxPods {
 			return nil, bad(field+".pods", "%d exceeds %d", w.GetPods(), MaxPods)
 		}
+		sig, err := timed.signals(w, field)
+		if err != nil {
+			return nil, err
+		}
 		index[w.GetWorkload()] = len(out.Workloads)
-		out.Workloads = append(out.Workloads, engine.WorkloadReport{Workload: w.GetWorkload(), Counters: c, Pods: w.GetPods(), DesiredPods: w.GetDesiredPods()})
+		out.Workloads = append(out.Workloads, engine.WorkloadReport{Workload: w.GetWorkload(), Counters: c, Pods: w.GetPods(),
+			DesiredPods: w.GetDesiredPods(), Signals: sig})
 	}
 	fromPods := len(r.GetWorkloads()) == 0
 	uids := make(map[string]bool, len(r.GetPods()))
