@@ -102,6 +102,7 @@ func (e *Engine) Restore(saved []killswitch.Saved) int {
 // closedLoop takes a node report's blocks and refusals (under e.mu).
 func (e *Engine) closedLoop(r *Report) {
 	if e.unsynced {
+		adopted := false
 		for _, b := range r.Blocked {
 			if b.BreakGlass {
 				continue
@@ -109,7 +110,11 @@ func (e *Engine) closedLoop(r *Report) {
 			if d, ok := e.sw.Adopt(r.Second, b.Workload, b.Epoch, b.Releasing); ok {
 				e.record(d)
 				e.syncFreeze()
+				adopted = true
 			}
+		}
+		if adopted {
+			e.pruneDecisions()
 		}
 	}
 	tripped := e.sw.Blocking()

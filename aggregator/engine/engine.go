@@ -64,13 +64,14 @@ type Report struct {
 
 // Engine is safe for concurrent use.
 type Engine struct {
-	mu        sync.Mutex
-	fleet     *fleet.Fleet
-	det       *detect.Detector
-	sw        *killswitch.Switch
-	res       detect.Result
-	sink      Sink
-	decisions map[[2]string]uint64
+	mu    sync.Mutex
+	fleet *fleet.Fleet
+	det   *detect.Detector
+	sw    *killswitch.Switch
+	res   detect.Result
+	sink  Sink
+	// decisions counts the decisions per action and workload (fanout_decisions_total), bounded (decisions.go).
+	decisions *decisionCounts
 	hr        *headroom.Estimator
 	est       headroom.Estimate
 	// nodeSig sums the nodes' signals per open second (same ring as the fleet's windows).
@@ -93,7 +94,7 @@ func New(cfg Config, sink Sink) *Engine {
 	}
 	e := &Engine{
 		fleet: fleet.New(cfg.Fleet), det: detect.New(cfg.Detect), sw: killswitch.New(cfg.Switch),
-		sink: sink, decisions: map[[2]string]uint64{}, hr: hr, est: hr.Estimate(), cover: map[string]*coverage{},
+		sink: sink, decisions: newDecisionCounts(MaxDecisionWorkloads), hr: hr, est: hr.Estimate(), cover: map[string]*coverage{},
 	}
 	for i := range e.nodeSig {
 		e.nodeSig[i].sec = -1
@@ -258,6 +259,7 @@ func (e *Engine) CloseThrough(sec int64) []killswitch.Decision {
 		if len(ds) > 0 {
 			e.syncFreeze()
 		}
+		e.pruneDecisions()
 	}
 	return out
 }
@@ -289,10 +291,19 @@ func (e *Engine) headroomStep(snap *fleet.Snapshot) headroom.Estimate {
 }
 
 func (e *Engine) record(d killswitch.Decision) {
-	e.decisions[[2]string{string(d.Action), d.Workload}]++
+	e.decisions.add(d.Action, d.Workload)
 	if e.sink != nil {
 		e.sink.Record(d)
 	}
+}
+
+// pruneDecisions bounds the decision counts kept by name; a workload in any kill-switch state but observe keeps its
+// name. Called after each closed second and after decisions taken outside one (manual, adopted).
+func (e *Engine) pruneDecisions() {
+	e.decisions.prune(func(w string) bool {
+		s, _, _ := e.sw.StateOf(w)
+		return s != killswitch.Observe
+	})
 }
 
 func (e *Engine) syncFreeze() {
@@ -319,6 +330,7 @@ func (e *Engine) Manual(sec int64, trip bool, workload, reason string, ttl time.
 	}
 	e.record(d)
 	e.syncFreeze()
+	e.pruneDecisions()
 	return d, nil
 }
 
@@ -360,8 +372,10 @@ type Status struct {
 	Utilization    float64
 	DryRun         bool
 	Workloads      []WorkloadStatus // by fleet request rate, highest first
-	Decisions      map[[2]string]uint64
-	Pairs          int
+	// Decisions are the decision counts since the start (see MaxDecisionWorkloads): by workload, then with Workload ""
+	// the decisions on workloads whose names are no longer kept.
+	Decisions []DecisionCount
+	Pairs     int
 	// Headroom is the estimate the last closed second was judged with.
 	Headroom headroom.Estimate
 }
@@ -371,10 +385,7 @@ func (e *Engine) Status() Status {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	st := Status{Second: e.res.Second, NodesReporting: e.res.NodesReporting, Utilization: e.res.Utilization,
-		DryRun: e.sw.Config().DryRun, Decisions: make(map[[2]string]uint64, len(e.decisions)), Pairs: e.fleet.Pairs(), Headroom: e.est}
-	for k, v := range e.decisions {
-		st.Decisions[k] = v
-	}
+		DryRun: e.sw.Config().DryRun, Decisions: e.decisions.counts(), Pairs: e.fleet.Pairs(), Headroom: e.est}
 	seen := map[string]bool{}
 	for i := range e.res.Findings {
 		f := &e.res.Findings[i]

@@ -39,8 +39,10 @@ func New(eng *engine.Engine, cfg Config) *Collector {
 		state: prometheus.NewDesc("fanout_workload_state",
 			`Kill-switch state of a workload (1 for the current state; workload="other", the workloads beyond --metrics.top-workloads, is always observe).`,
 			[]string{"workload", "state"}, nil),
-		decisions: prometheus.NewDesc("fanout_decisions_total", "Kill-switch decisions.", []string{"action", "workload"}, nil),
-		pairs:     prometheus.NewDesc("fanout_aggregator_workload_node_pairs", "Workload-node states held in memory.", nil, nil),
+		decisions: prometheus.NewDesc("fanout_decisions_total",
+			`Kill-switch decisions (workload="other": those on workloads no longer named here, added when a name is dropped; the sum over workloads never decreases).`,
+			[]string{"action", "workload"}, nil),
+		pairs: prometheus.NewDesc("fanout_aggregator_workload_node_pairs", "Workload-node states held in memory.", nil, nil),
 		held: prometheus.NewDesc("fanout_workload_release_held",
 			"1 while a due release of a tripped workload is held because its projected return does not fit the headroom.", w, nil),
 		coverage: prometheus.NewDesc("fanout_workload_enforcement_coverage_ratio",
@@ -87,8 +89,12 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 	if rest.n > 0 {
 		c.workload(ch, &rest.as)
 	}
-	for k, v := range st.Decisions {
-		ch <- prometheus.MustNewConstMetric(c.decisions, prometheus.CounterValue, float64(v), k[0], k[1])
+	for _, d := range st.Decisions {
+		w := d.Workload
+		if w == "" {
+			w = Other
+		}
+		ch <- prometheus.MustNewConstMetric(c.decisions, prometheus.CounterValue, float64(d.Count), string(d.Action), w)
 	}
 }
 

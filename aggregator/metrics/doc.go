@@ -11,6 +11,8 @@
 // and connects per second, taking each ranking in turn (its top third of the bound is always in). The rest are one
 // workload="other": the sum of their rates, the most synchronized nodes and the highest projected load of any of them,
 // state observe; fanout_aggregator_workloads_folded says how many. Picking the top is O(n log k), one bounded heap per
-// ranking. fanout_decisions_total and the closed-loop coverage series are not bounded here: they exist only for
-// workloads the kill switch decided on.
+// ranking. The closed-loop coverage series exist only for tripped workloads. fanout_decisions_total is bounded by the
+// engine (engine.MaxDecisionWorkloads): it names the most recently decided workloads and every one not in observe;
+// the counts of a name it drops move into workload="other", so the sum over workloads never decreases (other grows
+// then without a new decision).
 package metrics
