@@ -264,7 +264,7 @@ func (e *Estimator) observeNodes(n *NodeSignals, load Load) {
 	}
 	u := -1.0
 	if n.Latency.Count > 0 {
-		m := n.Latency.MeanSeconds()
+		m := n.Latency.TypicalSeconds()
 		if e.nodeMean == 0 {
 			e.nodeMean = m
 		} else {

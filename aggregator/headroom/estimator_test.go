@@ -208,3 +208,46 @@ func TestSampleValidation(t *testing.T) {
 		t.Fatal("accepted a sample not after the last")
 	}
 }
+
+// hist is one second of the nodes' answers: fast answers around fast, plus slow ones (a watch stream's next event
+// counted as an answer).
+func hist(fast time.Duration, n uint64, slow time.Duration, m uint64) *NodeSignals {
+	s := &NodeSignals{}
+	var b [LatencySlots]uint64
+	b[int(math.Log2(float64(fast.Microseconds())))] = n
+	b[int(math.Log2(float64(slow.Microseconds())))] += m
+	s.Latency.Add(b[:], n+m, n*uint64(fast.Microseconds())+m*uint64(slow.Microseconds()))
+	return s
+}
+
+func TestTypicalSecondsIgnoresAFewVeryLongWaits(t *testing.T) {
+	h := hist(3*time.Millisecond, 95, 10*time.Second, 5)
+	if got := h.Latency.TypicalSeconds(); got < 0.002 || got > 0.0045 {
+		t.Errorf("typical %v s with 95 answers at 3 ms and 5 at 10 s (mean %v s), want the 3 ms bucket", got, h.Latency.MeanSeconds())
+	}
+	narrow := hist(3*time.Millisecond, 100, 3*time.Millisecond, 0)
+	if got := narrow.Latency.TypicalSeconds(); math.Abs(got-0.003) > 1e-9 {
+		t.Errorf("typical %v s of a narrow histogram, want its mean 0.003", got)
+	}
+}
+
+// With the API server's metrics gone, the nodes' latency is the signal: a calm API server whose clients also hold
+// watch streams (their events read as multi-second answers) does not read as busy; a thirtyfold slowdown of the
+// answers does.
+func TestNodesSignalCalmWithWatchStreams(t *testing.T) {
+	e := newEst(t)
+	var est Estimate
+	for s := 0; s < 120; s++ {
+		slow := uint64(s % 7) // a few watch events a second
+		est = e.Step(t0.Add(time.Duration(s)*time.Second), Load{Requests: 100}, hist(3*time.Millisecond, 100, 8*time.Second, slow))
+	}
+	if est.UtilizationNodes < 0 || est.UtilizationNodes > 0.5 {
+		t.Fatalf("calm API server with watch streams: nodes' utilization %v, want a low reading", est.UtilizationNodes)
+	}
+	for s := 120; s < 130; s++ {
+		est = e.Step(t0.Add(time.Duration(s)*time.Second), Load{Requests: 100}, hist(100*time.Millisecond, 100, 8*time.Second, 3))
+	}
+	if est.UtilizationNodes < 0.9 {
+		t.Fatalf("answers 30x slower: nodes' utilization %v, want >= 0.9", est.UtilizationNodes)
+	}
+}

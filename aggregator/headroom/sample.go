@@ -95,6 +95,41 @@ func (l *Latency) Add(buckets []uint64, count, sumUs uint64) {
 	l.SumUs += sumUs
 }
 
+// TypicalSeconds is a robust centre of the answers' latency, 0 without observations: the mean when it falls in the
+// median's bucket (a narrow distribution), else the median, interpolated within its bucket. The kernel times a
+// request's first byte to the next response data on a connection, so a watch stream's next event after a
+// flow-control frame counts as a slow answer; a few of those move the mean by orders of magnitude, not the median.
+func (l *Latency) TypicalSeconds() float64 {
+	var n uint64
+	for _, b := range l.Buckets {
+		n += b
+	}
+	if n == 0 {
+		return l.MeanSeconds()
+	}
+	half := float64(n) / 2
+	var below float64
+	for i, b := range l.Buckets {
+		if b == 0 || below+float64(b) < half {
+			below += float64(b)
+			continue
+		}
+		lo, hi := math.Ldexp(1, i), math.Ldexp(1, i+1) // microseconds
+		if i == 0 {
+			lo = 0
+		}
+		if mean := l.MeanSeconds() * 1e6; mean >= lo && mean < hi {
+			return mean / 1e6
+		}
+		frac := (half - below) / float64(b)
+		if i == 0 {
+			return frac * hi / 1e6
+		}
+		return lo * math.Pow(2, frac) / 1e6
+	}
+	return l.MeanSeconds()
+}
+
 // MeanSeconds returns the mean latency, or 0 without observations.
 func (l *Latency) MeanSeconds() float64 {
 	if l.Count == 0 {
