@@ -112,6 +112,7 @@ type Estimator struct {
 	latBase             baselines
 	nodeBase            float64
 	nodeMean            float64
+	nodeReadings        int // readings the nodes' baseline has learned from (this process)
 	fit                 fitResult
 	est                 Estimate
 	lastSample          time.Time
@@ -270,9 +271,12 @@ func (e *Estimator) observeNodes(n *NodeSignals, load Load) {
 		} else {
 			e.nodeMean += 0.3 * (m - e.nodeMean)
 		}
-		busy := math.Max(e.uSeats, e.uLat) >= 0.7
+		// The baseline learns while the API server's metrics do not say it is busy and the nodes' own reading is
+		// below overload: an overload the metrics cannot show (they are gone) must not become the baseline.
+		busy := math.Max(e.uSeats, e.uLat) >= 0.7 || latencyUtil(e.nodeBase, e.nodeMean) >= nodeLearnMax
 		if !busy {
-			e.nodeBase = track(e.nodeBase, e.nodeMean)
+			e.nodeBase = track(e.nodeBase, e.nodeMean, e.nodeReadings < nodeWarmup)
+			e.nodeReadings++
 		}
 		u = latencyUtil(e.nodeBase, e.nodeMean)
 	}
@@ -290,16 +294,28 @@ const saturationExit = 0.8
 // a GC pause or a slow disk moves it as much as load does.
 const latencyFitMin = 0.2
 
-// track follows the nodes' latency baseline: quickly down, slowly up.
-func track(base, x float64) float64 {
-	switch {
-	case base == 0:
+// nodeLearnMax: the nodes' latency baseline does not learn from a reading this high (10x the baseline).
+const nodeLearnMax = 0.9
+
+// nodeWarmup: the nodes' baseline follows its first readings both ways at the fast rate, so a first second that
+// happened to be quick does not leave it low for minutes.
+const nodeWarmup = 10
+
+// track follows the nodes' latency baseline in log space, down five times faster than up: it settles near a low
+// percentile of the typical latency (about the 17th), so that a calm API server reads well below busy and the
+// second-to-second noise of a few dozen answers stays below overload.
+func track(base, x float64, warmup bool) float64 {
+	if base <= 0 {
 		return x
-	case x < base:
-		return base + 0.2*(x-base)
-	default:
-		return base + 0.005*(x-base)
 	}
+	if x <= 0 {
+		return base
+	}
+	lb, lx := math.Log(base), math.Log(x)
+	if lx < lb || warmup {
+		return math.Exp(lb + 0.1*(lx-lb))
+	}
+	return math.Exp(lb + 0.02*(lx-lb))
 }
 
 // latencyUtil maps latency against its baseline to a utilization, as a single queue would: latency ~ 1/(1-u).

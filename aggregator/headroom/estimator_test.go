@@ -251,3 +251,34 @@ func TestNodesSignalCalmWithWatchStreams(t *testing.T) {
 		t.Fatalf("answers 30x slower: nodes' utilization %v, want >= 0.9", est.UtilizationNodes)
 	}
 }
+
+// The nodes' typical latency varies second to second (a few dozen answers): a calm API server reads well below
+// busy and never as overloaded, and an overload the metrics cannot show (they are gone) stays an overload.
+func TestNodesSignalNoiseAndSustainedOverload(t *testing.T) {
+	e := newEst(t)
+	rng := rand.New(rand.NewPCG(7, 8))
+	at := func(s int, lat time.Duration) Estimate {
+		n := &NodeSignals{}
+		us := uint64(lat.Microseconds())
+		n.Latency.Add(nil, 50, 50*us)
+		return e.Step(t0.Add(time.Duration(s)*time.Second), Load{Requests: 100}, n)
+	}
+	var sum float64
+	maxU := 0.0
+	for s := 0; s < 600; s++ {
+		est := at(s, time.Duration(3e6*math.Exp(0.4*rng.NormFloat64())))
+		if s >= 20 {
+			sum += est.UtilizationNodes
+			maxU = math.Max(maxU, est.UtilizationNodes)
+		}
+	}
+	if mean := sum / 580; mean > 0.4 || maxU >= 0.9 {
+		t.Errorf("calm, noisy: nodes' utilization mean %.2f max %.2f; want mean <= 0.4, never >= 0.9", mean, maxU)
+	}
+	for s := 600; s < 720; s++ {
+		est := at(s, 90*time.Millisecond)
+		if s >= 610 && est.UtilizationNodes < 0.9 {
+			t.Fatalf("%d s into an overload (answers 30x slower): nodes' utilization %.2f, want >= 0.9", s-600, est.UtilizationNodes)
+		}
+	}
+}
