@@ -2,7 +2,6 @@ package engine
 
 import (
 	"fmt"
-	"sort"
 	"sync"
 	"time"
 
@@ -346,68 +345,4 @@ func (e *Engine) DirectivesVersion() uint64 {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	return e.sw.Version()
-}
-
-// WorkloadStatus is one workload in Status.
-type WorkloadStatus struct {
-	Workload         string
-	State            killswitch.State
-	Reason           string
-	Epoch            uint64
-	Protected        bool
-	Now              fleet.Counters
-	BaselineRequests float64
-	Pods, Nodes      uint32
-	SyncNodes        int
-	ProjectedRatio   float64
-	CostRatio        float64
-	// Held says why a trip past its minimum hold is not released (its return would not fit the headroom).
-	Held string
-}
-
-// Status is the engine's state after the last closed second.
-type Status struct {
-	Second         int64
-	NodesReporting int
-	Utilization    float64
-	DryRun         bool
-	Workloads      []WorkloadStatus // by fleet request rate, highest first
-	// Decisions are the decision counts since the start (see MaxDecisionWorkloads): by workload, then with Workload ""
-	// the decisions on workloads whose names are no longer kept.
-	Decisions []DecisionCount
-	Pairs     int
-	// Headroom is the estimate the last closed second was judged with.
-	Headroom headroom.Estimate
-}
-
-// Status returns a copy of the current state.
-func (e *Engine) Status() Status {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	st := Status{Second: e.res.Second, NodesReporting: e.res.NodesReporting, Utilization: e.res.Utilization,
-		DryRun: e.sw.Config().DryRun, Decisions: e.decisions.counts(), Pairs: e.fleet.Pairs(), Headroom: e.est}
-	seen := map[string]bool{}
-	for i := range e.res.Findings {
-		f := &e.res.Findings[i]
-		state, reason, epoch := e.sw.StateOf(f.Workload)
-		seen[f.Workload] = true
-		st.Workloads = append(st.Workloads, WorkloadStatus{
-			Workload: f.Workload, State: state, Reason: reason, Epoch: epoch, Protected: e.sw.Protected(f.Workload),
-			Now: f.View.Now, BaselineRequests: f.View.BaseRequests, Pods: f.View.Pods, Nodes: f.View.Nodes,
-			SyncNodes: f.View.SyncNodes, ProjectedRatio: f.Projected, CostRatio: f.Share, Held: e.sw.HeldReason(f.Workload),
-		})
-	}
-	for _, w := range e.sw.Tripped() {
-		if !seen[w] {
-			state, reason, epoch := e.sw.StateOf(w)
-			st.Workloads = append(st.Workloads, WorkloadStatus{Workload: w, State: state, Reason: reason, Epoch: epoch, Held: e.sw.HeldReason(w)})
-		}
-	}
-	sort.SliceStable(st.Workloads, func(a, b int) bool {
-		if st.Workloads[a].Now.Requests != st.Workloads[b].Now.Requests {
-			return st.Workloads[a].Now.Requests > st.Workloads[b].Now.Requests
-		}
-		return st.Workloads[a].Workload < st.Workloads[b].Workload
-	})
-	return st
 }

@@ -11,9 +11,10 @@ import (
 )
 
 // BenchmarkScrape measures one /metrics scrape of the aggregator's collector as cmd/fanout-aggregator serves it
-// (engine status, collect, gather, text encoding through promhttp) with 3,000 and 20,000 workloads held, unbounded
-// (top=0: every workload, as before the bound) and with the default bound; status is the engine's Status alone, the
-// part of a scrape the bound does not change. Interleave the variants with -count=1 in a loop when comparing on a busy
+// (engine summary, collect, gather, text encoding through promhttp) with 3,000 and 20,000 workloads held, unbounded
+// (top=0: every workload, as before the bound) and with the default bound; summary is the engine's Summary alone, the
+// part of a scrape the bound does not change, and status the engine's ordered Status (the admin API's, which scrapes
+// read before Summary). Interleave the variants with -count=1 in a loop when comparing on a busy
 // machine (BENCHMARKS.md, "Cardinality attack").
 func BenchmarkScrape(b *testing.B) {
 	for _, n := range []int{3_000, 20_000} {
@@ -21,6 +22,11 @@ func BenchmarkScrape(b *testing.B) {
 		b.Run(fmt.Sprintf("names=%d/status", n), func(b *testing.B) {
 			for b.Loop() {
 				_ = eng.Status()
+			}
+		})
+		b.Run(fmt.Sprintf("names=%d/summary", n), func(b *testing.B) {
+			for b.Loop() {
+				_ = eng.Summary()
 			}
 		})
 		for _, top := range []int{0, DefaultTopWorkloads} {

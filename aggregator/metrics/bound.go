@@ -16,10 +16,10 @@ type folded struct {
 	n int
 	// as is the aggregate as one workload named Other: the sum of the rates, the most synchronized nodes and the
 	// highest projected load of any folded workload; state observe (a folded workload is never pinned).
-	as engine.WorkloadStatus
+	as engine.WorkloadSummary
 }
 
-func (f *folded) add(w *engine.WorkloadStatus) {
+func (f *folded) add(w *engine.WorkloadSummary) {
 	if f.n == 0 {
 		f.as.Workload = Other
 	}
@@ -33,21 +33,21 @@ func (f *folded) add(w *engine.WorkloadStatus) {
 
 // pinned reports whether a workload is exported whatever its rank: a kill-switch state other than observe (alert,
 // trip, releasing, released: the alert rules and the state timeline read these) or a held release.
-func pinned(w *engine.WorkloadStatus) bool { return w.State != killswitch.Observe || w.Held != "" }
+func pinned(w *engine.WorkloadSummary) bool { return w.State != killswitch.Observe || w.Held != "" }
 
 // loadAxes rank workloads by current API load: fleet requests, response bytes and connects per second (the three
 // fleet-rate families; the dashboards show the top ten of each).
-var loadAxes = []func(w *engine.WorkloadStatus) float64{
-	func(w *engine.WorkloadStatus) float64 { return w.Now.Requests },
-	func(w *engine.WorkloadStatus) float64 { return w.Now.RxBytes },
-	func(w *engine.WorkloadStatus) float64 { return w.Now.Connects },
+var loadAxes = []func(w *engine.WorkloadSummary) float64{
+	func(w *engine.WorkloadSummary) float64 { return w.Now.Requests },
+	func(w *engine.WorkloadSummary) float64 { return w.Now.RxBytes },
+	func(w *engine.WorkloadSummary) float64 { return w.Now.Connects },
 }
 
 // bound picks the workloads exported under their own name: every pinned one, then up to k in all, taking the busiest
 // on each load axis in turn (first on requests, first on bytes, first on connects, second on requests, ...), so each
 // axis's top k/3 (of the unpinned workloads) is always in. named is in ws's order; the rest are summed into rest.
 // k <= 0 names every workload. Cost O(n log k): one bounded heap per axis, no sort of all n workloads.
-func bound(ws []engine.WorkloadStatus, k int) (named []int, rest folded) {
+func bound(ws []engine.WorkloadSummary, k int) (named []int, rest folded) {
 	if k <= 0 || len(ws) <= k {
 		named = make([]int, len(ws))
 		for i := range ws {
@@ -93,7 +93,7 @@ func bound(ws []engine.WorkloadStatus, k int) (named []int, rest folded) {
 
 // topK returns the indexes of the k workloads not in skip with the highest load, highest first (ties: by name), from
 // a min-heap of k candidates whose root is the weakest kept.
-func topK(ws []engine.WorkloadStatus, skip []bool, k int, load func(*engine.WorkloadStatus) float64) []int {
+func topK(ws []engine.WorkloadSummary, skip []bool, k int, load func(*engine.WorkloadSummary) float64) []int {
 	// above: a ranks before b.
 	above := func(a, b int) bool {
 		la, lb := load(&ws[a]), load(&ws[b])

@@ -145,16 +145,16 @@ func busiest(n int, rate func(fleet.Counters) float64) string {
 // Every workload in a kill-switch state but observe, or with a held release, is exported however quiet it is, even
 // beyond the bound; the unpinned ones fill what is left of it.
 func TestBoundKeepsDecisions(t *testing.T) {
-	var ws []engine.WorkloadStatus
+	var ws []engine.WorkloadSummary
 	for i := range 1000 {
-		ws = append(ws, engine.WorkloadStatus{Workload: fmt.Sprintf("Deployment/a/w%04d", i), Now: fleet.Counters{Requests: float64(1000 - i)}})
+		ws = append(ws, engine.WorkloadSummary{Workload: fmt.Sprintf("Deployment/a/w%04d", i), Now: fleet.Counters{Requests: float64(1000 - i)}})
 	}
-	quiet := map[string]engine.WorkloadStatus{}
+	quiet := map[string]engine.WorkloadSummary{}
 	for _, s := range []killswitch.State{killswitch.Alert, killswitch.Trip, killswitch.Releasing, killswitch.Released} {
 		name := "Deployment/quiet/" + s.String()
-		quiet[name] = engine.WorkloadStatus{Workload: name, State: s}
+		quiet[name] = engine.WorkloadSummary{Workload: name, State: s}
 	}
-	quiet["Deployment/quiet/held"] = engine.WorkloadStatus{Workload: "Deployment/quiet/held", Held: "no headroom"}
+	quiet["Deployment/quiet/held"] = engine.WorkloadSummary{Workload: "Deployment/quiet/held", Held: "no headroom"}
 	for _, w := range quiet {
 		ws = append(ws, w)
 	}
@@ -183,9 +183,9 @@ func TestBoundKeepsDecisions(t *testing.T) {
 func TestBoundMatchesFullSort(t *testing.T) {
 	rng := rand.New(rand.NewPCG(1, 2))
 	for _, n := range []int{1, 2, 7, 50, 3000} {
-		ws := make([]engine.WorkloadStatus, n)
+		ws := make([]engine.WorkloadSummary, n)
 		for i := range ws {
-			ws[i] = engine.WorkloadStatus{Workload: fmt.Sprintf("Deployment/r/w%d", rng.IntN(1_000_000_000)*n+i), Now: fleet.Counters{
+			ws[i] = engine.WorkloadSummary{Workload: fmt.Sprintf("Deployment/r/w%d", rng.IntN(1_000_000_000)*n+i), Now: fleet.Counters{
 				Requests: float64(rng.IntN(20)), RxBytes: rng.Float64() * 1e6, Connects: float64(rng.IntN(3))}}
 			if rng.IntN(100) == 0 {
 				ws[i].State = killswitch.Trip
@@ -201,7 +201,7 @@ func TestBoundMatchesFullSort(t *testing.T) {
 }
 
 // fullSortBound is bound's selection with a full sort per axis (the reference).
-func fullSortBound(ws []engine.WorkloadStatus, k int) []int {
+func fullSortBound(ws []engine.WorkloadSummary, k int) []int {
 	keep := make([]bool, len(ws))
 	kept := 0
 	for i := range ws {

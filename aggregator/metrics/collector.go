@@ -7,7 +7,7 @@ import (
 	"github.com/fanoutdev/fanout/aggregator/killswitch"
 )
 
-// Collector reads the engine's status at scrape time. Per-workload series are bounded by Config.TopWorkloads (see
+// Collector reads the engine's summary at scrape time. Per-workload series are bounded by Config.TopWorkloads (see
 // bound); the workloads beyond it are exported as workload="other".
 type Collector struct {
 	eng                                    *engine.Engine
@@ -64,14 +64,14 @@ func (c *Collector) Describe(ch chan<- *prometheus.Desc) {
 
 // Collect implements prometheus.Collector.
 func (c *Collector) Collect(ch chan<- prometheus.Metric) {
-	st := c.eng.Status()
-	ch <- prometheus.MustNewConstMetric(c.nodes, prometheus.GaugeValue, float64(st.NodesReporting))
-	ch <- prometheus.MustNewConstMetric(c.util, prometheus.GaugeValue, st.Utilization)
-	ch <- prometheus.MustNewConstMetric(c.pairs, prometheus.GaugeValue, float64(st.Pairs))
-	named, rest := bound(st.Workloads, c.top)
+	sum := c.eng.Summary()
+	ch <- prometheus.MustNewConstMetric(c.nodes, prometheus.GaugeValue, float64(sum.NodesReporting))
+	ch <- prometheus.MustNewConstMetric(c.util, prometheus.GaugeValue, sum.Utilization)
+	ch <- prometheus.MustNewConstMetric(c.pairs, prometheus.GaugeValue, float64(sum.Pairs))
+	named, rest := bound(sum.Workloads, c.top)
 	ch <- prometheus.MustNewConstMetric(c.folded, prometheus.GaugeValue, float64(rest.n))
 	for _, i := range named {
-		w := &st.Workloads[i]
+		w := &sum.Workloads[i]
 		c.workload(ch, w)
 		if w.State == killswitch.Trip {
 			held := 0.0
@@ -89,7 +89,7 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 	if rest.n > 0 {
 		c.workload(ch, &rest.as)
 	}
-	for _, d := range st.Decisions {
+	for _, d := range sum.Decisions {
 		w := d.Workload
 		if w == "" {
 			w = Other
@@ -99,7 +99,7 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 }
 
 // workload sends one workload's rate, synchronization, projection and state series.
-func (c *Collector) workload(ch chan<- prometheus.Metric, w *engine.WorkloadStatus) {
+func (c *Collector) workload(ch chan<- prometheus.Metric, w *engine.WorkloadSummary) {
 	ch <- prometheus.MustNewConstMetric(c.req, prometheus.GaugeValue, w.Now.Requests, w.Workload)
 	ch <- prometheus.MustNewConstMetric(c.rx, prometheus.GaugeValue, w.Now.RxBytes, w.Workload)
 	ch <- prometheus.MustNewConstMetric(c.conn, prometheus.GaugeValue, w.Now.Connects, w.Workload)

@@ -14,5 +14,6 @@
 // ranking. The closed-loop coverage series exist only for tripped workloads. fanout_decisions_total is bounded by the
 // engine (engine.MaxDecisionWorkloads): it names the most recently decided workloads and every one not in observe;
 // the counts of a name it drops move into workload="other", so the sum over workloads never decreases (other grows
-// then without a new decision).
+// then without a new decision). A scrape reads the engine's Summary: its workloads unordered, one lookup each, no
+// sort of all n.
 package metrics
