@@ -113,6 +113,7 @@ type Estimator struct {
 	nodeBase            float64
 	nodeMean            float64
 	nodeReadings        int // readings the nodes' baseline has learned from (this process)
+	nodeHot             int // seconds in a row the nodes read overload while the API server's metrics were gone
 	fit                 fitResult
 	est                 Estimate
 	lastSample          time.Time
@@ -256,8 +257,27 @@ func (e *Estimator) Step(now time.Time, load Load, nodes *NodeSignals) Estimate 
 		}
 	}
 	e.observeNodes(nodes, load)
+	if !fresh && !e.fit.ok && e.uNode >= e.cfg.FitMax {
+		// No capacity learned and no API server metrics (never scraped, or gone before a fit): the nodes' kernels
+		// stand in for its saturation readings. Each stretch of nodeSaturatedFor seconds at overload makes one
+		// saturation point. A capacity already learned stays in force while the metrics are gone (the nodes then
+		// say how busy it is: a load fanout does not see, a degraded replica).
+		e.nodeHot++
+		if e.nodeHot%nodeSaturatedFor == 0 {
+			if l, ok := e.loadBefore(sec); ok && (l.Requests > 0 || l.RxBytes > 0) {
+				e.addPoint(point{T: sec, R: l.Requests, X: l.RxBytes, U: math.Max(e.uNode, 1), S: true})
+				e.refit(sec)
+			}
+		}
+	} else {
+		e.nodeHot = 0
+	}
 	return e.estimate(now, fresh, load)
 }
+
+// nodeSaturatedFor: seconds in a row of the nodes reading the API server at overload (answers 10x slower than their
+// baseline, or failing) that make one saturation point while its own metrics are gone.
+const nodeSaturatedFor = 5
 
 func (e *Estimator) observeNodes(n *NodeSignals, load Load) {
 	if n == nil || n.Empty() {

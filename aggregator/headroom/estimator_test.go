@@ -272,13 +272,41 @@ func TestNodesSignalNoiseAndSustainedOverload(t *testing.T) {
 			maxU = math.Max(maxU, est.UtilizationNodes)
 		}
 	}
-	if mean := sum / 580; mean > 0.4 || maxU >= 0.9 {
-		t.Errorf("calm, noisy: nodes' utilization mean %.2f max %.2f; want mean <= 0.4, never >= 0.9", mean, maxU)
+	last := e.Estimate()
+	if mean := sum / 580; mean > 0.4 || maxU >= 0.9 || last.Known() {
+		t.Errorf("calm, noisy: nodes' utilization mean %.2f max %.2f, capacity %s; want mean <= 0.4, never >= 0.9, no capacity", mean, maxU, last.String())
 	}
 	for s := 600; s < 720; s++ {
 		est := at(s, 90*time.Millisecond)
 		if s >= 610 && est.UtilizationNodes < 0.9 {
 			t.Fatalf("%d s into an overload (answers 30x slower): nodes' utilization %.2f, want >= 0.9", s-600, est.UtilizationNodes)
 		}
+	}
+}
+
+// Without any API server metrics (an API server fanout cannot scrape), the capacity is learned from what the nodes'
+// kernels see: answers slowing tenfold and failing as the load passes what the API server can serve.
+func TestCapacityFromNodesWithoutMetrics(t *testing.T) {
+	e := newEst(t)
+	const capR = 600.0
+	rng := rand.New(rand.NewPCG(9, 10))
+	var est Estimate
+	for s := 0; s < 300; s++ {
+		req := 100 + 800*float64(s)/300 // past capacity from s = 188
+		u := req / capR
+		lat := 0.003 / math.Max(0.02, 1-math.Min(u, 0.98)) * math.Exp(0.2*rng.NormFloat64())
+		n := &NodeSignals{}
+		n.Latency.Add(nil, 50, uint64(50*lat*1e6))
+		if u > 1 {
+			n.FailedConnects = uint64(5 * (u - 1) * 50)
+		}
+		served := math.Min(req, capR*1.02) // a saturated API server serves what it can; closed-loop clients wait
+		est = e.Step(t0.Add(time.Duration(s)*time.Second), Load{Requests: served, RxBytes: served * 2e4}, n)
+		if s < 150 && est.Known() {
+			t.Fatalf("capacity learned at %.0f req/s (u %.2f), below overload: %s", req, u, est.String())
+		}
+	}
+	if !est.Known() || !within(est.CapacityRequestsPerS, capR, 0.25) {
+		t.Fatalf("after the load passed capacity with no API server metrics: %s (nodes %.2f), want ~%.0f req/s", est.String(), est.UtilizationNodes, capR)
 	}
 }
