@@ -107,20 +107,7 @@ func TestUpgradeHandoffFromCgroupSKB(t *testing.T) {
 	oldPod, oldID := makeCgroup(t, root, "old")
 	newPod, newID := makeCgroup(t, root, "new")
 
-	l, err := net.Listen("tcp4", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	go func() {
-		for {
-			c, err := l.Accept()
-			if err != nil {
-				return
-			}
-			go func() { defer c.Close(); io.Copy(c, c) }()
-		}
-	}()
+	l := loopbackServer(t, echoConn)
 	ap := netip.MustParseAddrPort(l.Addr().String())
 	eps := []Endpoint{{Addr: ap.Addr(), Port: ap.Port()}}
 

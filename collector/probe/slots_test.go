@@ -3,8 +3,6 @@ package probe
 import (
 	"errors"
 	"fmt"
-	"io"
-	"net"
 	"os"
 	"testing"
 	"time"
@@ -28,20 +26,7 @@ func TestSockopsSlotsTakenReleasedAndReused(t *testing.T) {
 	podB, idB := makeCgroup(t, root, "b")
 	podC, idC := makeCgroup(t, root, "c")
 
-	l, err := net.Listen("tcp4", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	go func() {
-		for {
-			c, err := l.Accept()
-			if err != nil {
-				return
-			}
-			go func() { defer c.Close(); io.Copy(c, c) }()
-		}
-	}()
+	l := loopbackServer(t, echoConn)
 	// Two slot indexes: 0 means "none", so exactly one cgroup can hold a slot.
 	p := newTestProbe(t, Config{CgroupPath: root, Mode: ModeSockops, APISlots: 2})
 	if p.Mode() != ModeSockops {

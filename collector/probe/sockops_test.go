@@ -222,20 +222,7 @@ func TestFullCounterMapOverflows(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	l, err := net.Listen("tcp4", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	go func() {
-		for {
-			c, err := l.Accept()
-			if err != nil {
-				return
-			}
-			c.Close()
-		}
-	}()
+	l := loopbackServer(t, func(c net.Conn) { c.Close() })
 	for _, mode := range []Mode{ModeSockops, ModeSKB} {
 		t.Run(string(mode), func(t *testing.T) {
 			root, _ := makeCgroup(t, mnt, fmt.Sprintf("fanout-test-%d-full-%s", os.Getpid(), mode))

@@ -3,6 +3,8 @@ package probe
 import (
 	"encoding/binary"
 	"fmt"
+	"io"
+	"net"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -92,3 +94,27 @@ func packet(src, dst netip.AddrPort, proto uint8, payload int) []byte {
 	out = append(out, l4...)
 	return append(out, make([]byte, payload)...)
 }
+
+// loopbackServer listens on 127.0.0.1 and serves each connection with serve (in its own goroutine) until the test
+// ends.
+func loopbackServer(t *testing.T, serve func(net.Conn)) net.Listener {
+	t.Helper()
+	l, err := net.Listen("tcp4", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { l.Close() })
+	go func() {
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			go serve(c)
+		}
+	}()
+	return l
+}
+
+// echoConn echoes what the peer sends until it closes.
+func echoConn(c net.Conn) { defer c.Close(); io.Copy(c, c) }
