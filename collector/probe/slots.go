@@ -1,8 +1,10 @@
 package probe
 
 import (
+	"encoding/binary"
 	"errors"
 	"fmt"
+	"slices"
 
 	"github.com/cilium/ebpf"
 
@@ -43,13 +45,25 @@ func (p *Probe) initSlots() error {
 	if !errors.Is(err, ebpf.ErrKeyNotExist) {
 		return fmt.Errorf("peek api_free_slots: %w", err)
 	}
-	zero := make([]bpf.SockopsApiSlot, ebpf.MustPossibleCPU())
 	for i := uint32(1); i < p.sock.ApiSlotValues.MaxEntries(); i++ {
-		if err := p.sock.ApiSlotOwner.Update(i, uint64(0), ebpf.UpdateAny); err != nil {
-			return fmt.Errorf("clear api_slot_owner[%d]: %w", i, err)
+		// New maps are zero; maps of an agent that stopped while filling them may hold a slot's old counts.
+		var owner uint64
+		if err := p.sock.ApiSlotOwner.Lookup(i, &owner); err != nil {
+			return fmt.Errorf("read api_slot_owner[%d]: %w", i, err)
 		}
-		if err := p.sock.ApiSlotValues.Update(i, zero, ebpf.UpdateAny); err != nil {
-			return fmt.Errorf("clear api_slot_values[%d]: %w", i, err)
+		if owner != 0 {
+			if err := p.sock.ApiSlotOwner.Update(i, uint64(0), ebpf.UpdateAny); err != nil {
+				return fmt.Errorf("clear api_slot_owner[%d]: %w", i, err)
+			}
+		}
+		raw, err := p.sock.ApiSlotValues.LookupBytes(i)
+		if err != nil {
+			return fmt.Errorf("read api_slot_values[%d]: %w", i, err)
+		}
+		if slices.ContainsFunc(raw, func(b byte) bool { return b != 0 }) {
+			if err := p.sock.ApiSlotValues.Update(i, make([]bpf.SockopsApiSlot, ebpf.MustPossibleCPU()), ebpf.UpdateAny); err != nil {
+				return fmt.Errorf("clear api_slot_values[%d]: %w", i, err)
+			}
 		}
 		if err := p.sock.ApiFreeSlots.Update(nil, i, ebpf.UpdateAny); err != nil {
 			return fmt.Errorf("push api_free_slots: %w", err)
@@ -58,53 +72,59 @@ func (p *Probe) initSlots() error {
 	return nil
 }
 
-// readSlots returns the values of the slots cgroups hold, summed over CPUs, keyed by cgroup id.
+// readSlots returns the values of the slots cgroups hold, summed over CPUs, keyed by cgroup id. It reads the owner
+// array in one batch and each owned slot's per-CPU value as raw bytes, decoded by hand: the agent runs it twice a
+// second, and cilium/ebpf's reflection-based decoding of per-CPU structs kept ~6 MiB more of the binary resident.
 func (p *Probe) readSlots() (map[uint64]bpf.SockopsApiSlot, error) {
 	out := make(map[uint64]bpf.SockopsApiSlot)
 	if p.sock == nil {
 		return out, nil
 	}
-	var id uint64
-	var slot uint32
-	var per []bpf.SockopsApiSlot
-	it := p.sock.ApiCgroupSlots.Iterate()
-	for it.Next(&id, &slot) {
-		var owner uint64
-		if err := p.sock.ApiSlotOwner.Lookup(slot, &owner); err != nil {
-			return nil, fmt.Errorf("read api_slot_owner[%d]: %w", slot, err)
-		}
-		if owner != id {
-			continue // being taken or released: its sockets count by cgroup id meanwhile
-		}
-		if err := p.sock.ApiSlotValues.Lookup(slot, &per); err != nil {
-			return nil, fmt.Errorf("read api_slot_values[%d]: %w", slot, err)
-		}
-		out[id] = sumSlot(per)
+	n := int(p.sock.ApiSlotOwner.MaxEntries())
+	keys, owners := make([]uint32, n), make([]uint64, n)
+	var cursor ebpf.MapBatchCursor
+	got, err := p.sock.ApiSlotOwner.BatchLookup(&cursor, keys, owners, nil)
+	if err != nil && !errors.Is(err, ebpf.ErrKeyNotExist) {
+		return nil, fmt.Errorf("read api_slot_owner: %w", err)
 	}
-	if err := it.Err(); err != nil {
-		return nil, fmt.Errorf("read api_cgroup_slots: %w", err)
+	for i := range got {
+		if keys[i] == 0 || owners[i] == 0 {
+			continue // free (or being taken: its sockets count by cgroup id meanwhile)
+		}
+		raw, err := p.sock.ApiSlotValues.LookupBytes(keys[i])
+		if err != nil {
+			return nil, fmt.Errorf("read api_slot_values[%d]: %w", keys[i], err)
+		}
+		v, err := decodeSlot(raw)
+		if err != nil {
+			return nil, fmt.Errorf("read api_slot_values[%d]: %w", keys[i], err)
+		}
+		out[owners[i]] = v
 	}
 	return out, nil
 }
 
-func sumSlot(per []bpf.SockopsApiSlot) bpf.SockopsApiSlot {
-	var s bpf.SockopsApiSlot
-	for _, v := range per {
-		t := &s.Traffic
-		t.TxPackets += v.Traffic.TxPackets
-		t.RxPackets += v.Traffic.RxPackets
-		t.TxBytes += v.Traffic.TxBytes
-		t.RxBytes += v.Traffic.RxBytes
-		t.TxSegments += v.Traffic.TxSegments
-		t.RxSegments += v.Traffic.RxSegments
-		t.Connects += v.Traffic.Connects
-		t.TxDropped += v.Traffic.TxDropped
-		for i := range s.Latency {
-			s.Latency[i] += v.Latency[i]
-		}
-		s.LatencySumUs += v.LatencySumUs
+// slotWords is struct api_slot in 64-bit words: cgroup_traffic (8), latency buckets, latency sum.
+const slotWords = 8 + LatencyBuckets + 1
+
+// decodeSlot sums a per-CPU api_slot value (the kernel's buffer: one 8-byte aligned value per possible CPU).
+func decodeSlot(raw []byte) (bpf.SockopsApiSlot, error) {
+	var w [slotWords]uint64
+	if len(raw) == 0 || len(raw)%(8*slotWords) != 0 {
+		return bpf.SockopsApiSlot{}, fmt.Errorf("per-CPU value of %d bytes, want a multiple of %d", len(raw), 8*slotWords)
 	}
-	return s
+	for off := 0; off < len(raw); off += 8 * slotWords {
+		for i := range w {
+			w[i] += binary.NativeEndian.Uint64(raw[off+8*i:])
+		}
+	}
+	var s bpf.SockopsApiSlot
+	t := &s.Traffic
+	t.TxPackets, t.RxPackets, t.TxBytes, t.RxBytes = w[0], w[1], w[2], w[3]
+	t.TxSegments, t.RxSegments, t.Connects, t.TxDropped = w[4], w[5], w[6], w[7]
+	copy(s.Latency[:], w[8:8+LatencyBuckets])
+	s.LatencySumUs = w[8+LatencyBuckets]
+	return s, nil
 }
 
 // releaseSlot gives back the slot of a cgroup that is gone: its sockets that linger (closing) stop using it at

@@ -6,6 +6,7 @@ import (
 	"os"
 	"testing"
 	"time"
+	"unsafe"
 
 	"github.com/cilium/ebpf"
 
@@ -49,11 +50,15 @@ func TestSockopsSlotsTakenReleasedAndReused(t *testing.T) {
 	}
 	slotTx := func(slot uint32) uint64 {
 		t.Helper()
-		var per []bpf.SockopsApiSlot
-		if err := p.sock.ApiSlotValues.Lookup(slot, &per); err != nil {
+		raw, err := p.sock.ApiSlotValues.LookupBytes(slot)
+		if err != nil {
 			t.Fatal(err)
 		}
-		return sumSlot(per).Traffic.TxBytes
+		v, err := decodeSlot(raw)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return v.Traffic.TxBytes
 	}
 	check := func(what string, id uint64, rts uint64) {
 		t.Helper()
@@ -149,5 +154,30 @@ func TestInitSlotsKeepsPinnedSlotsInUse(t *testing.T) {
 	}
 	if fmt.Sprint(free) != "[2 3]" {
 		t.Errorf("free slots after a restart %v, want [2 3] (slot 1 is held)", free)
+	}
+}
+
+// decodeSlot reads the kernel's per-CPU buffer by hand: its layout must be the generated struct's, CPU after CPU.
+func TestDecodeSlotMatchesStructLayout(t *testing.T) {
+	if got := unsafe.Sizeof(bpf.SockopsApiSlot{}); got != 8*slotWords {
+		t.Fatalf("struct api_slot is %d bytes, decodeSlot reads %d", got, 8*slotWords)
+	}
+	cpu := func(base uint64) []byte {
+		v := bpf.SockopsApiSlot{LatencySumUs: base + 36}
+		v.Traffic.TxPackets, v.Traffic.RxBytes, v.Traffic.TxDropped = base, base+3, base+7
+		v.Latency[0], v.Latency[LatencyBuckets-1] = base+8, base+35
+		return unsafe.Slice((*byte)(unsafe.Pointer(&v)), unsafe.Sizeof(v))
+	}
+	raw := append(cpu(100), cpu(1000)...)
+	got, err := decodeSlot(raw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.Traffic.TxPackets != 1100 || got.Traffic.RxBytes != 1106 || got.Traffic.TxDropped != 1114 ||
+		got.Latency[0] != 1116 || got.Latency[LatencyBuckets-1] != 1170 || got.LatencySumUs != 1172 {
+		t.Errorf("decoded %+v", got)
+	}
+	if _, err := decodeSlot(raw[:100]); err == nil {
+		t.Error("a truncated buffer decoded")
 	}
 }
