@@ -47,6 +47,9 @@ type Config struct {
 	ModelMinConfidence float64
 	// TopShare: a workload is an overload contributor when its load above baseline is at least this share.
 	TopShare float64
+	// ArrivalLearnMax: workloads that arrived while fanout watched learn no baseline while the API server's own
+	// reading (seats, latency, or the nodes' latency) is at least this busy.
+	ArrivalLearnMax float64
 }
 
 // DefaultConfig returns the defaults.
@@ -68,6 +71,7 @@ func DefaultConfig() Config {
 		GrowthWindow:          120 * time.Second,
 		SizeScaledBytes:       4 << 20,
 		FleetWideMinWorkloads: 3,
+		ArrivalLearnMax:       0.7,
 		FleetWideFraction:     0.5,
 		OverloadAlert:         0.9,
 		ModelMinConfidence:    0.2,
@@ -96,6 +100,7 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.Float64Var(&c.SizeScaledBytes, "detect.size-scaled-bytes", c.SizeScaledBytes, "bytes per request from which responses are taken to grow with the fleet")
 	fs.IntVar(&c.FleetWideMinWorkloads, "detect.fleet-wide-min-workloads", c.FleetWideMinWorkloads, "workloads surging together that mark a fleet-wide (restart) surge")
 	fs.Float64Var(&c.FleetWideFraction, "detect.fleet-wide-fraction", c.FleetWideFraction, "fraction of workloads surging together that marks a fleet-wide surge")
+	fs.Float64Var(&c.ArrivalLearnMax, "detect.arrival-learn-max", c.ArrivalLearnMax, "a workload that arrived while fanout watched learns no baseline while the API server reads at least this busy")
 	fs.Float64Var(&c.OverloadAlert, "detect.overload-alert", c.OverloadAlert, "total utilization that raises overload alerts with attribution")
 	fs.Float64Var(&c.ModelMinConfidence, "detect.model-min-confidence", c.ModelMinConfidence, "below this confidence a learned capacity does not overrule the API server's measured utilization")
 	fs.Float64Var(&c.TopShare, "detect.top-share", c.TopShare, "share of capacity above baseline that makes a workload an overload contributor")

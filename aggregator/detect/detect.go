@@ -49,9 +49,12 @@ type Result struct {
 	// PauseBaselines: the overload is one the API server reports itself (or the only signal is the capacity told),
 	// so no baseline should learn from this second (fleet.PauseBaselines).
 	PauseBaselines bool
-	Contributors   []string // by excess share, largest first
-	Findings       []Finding
-	CapacityKnown  bool
+	// PauseArrivedBaselines: the API server reads busy (or PauseBaselines), so workloads that arrived while fanout
+	// watched learn no baseline from this second (fleet.PauseArrivedBaselines).
+	PauseArrivedBaselines bool
+	Contributors          []string // by excess share, largest first
+	Findings              []Finding
+	CapacityKnown         bool
 	// Coverage is the share of known nodes that reported this second.
 	Coverage float64
 	// Headroom is the estimate this second was judged with (learned, or the capacity flags').
@@ -135,6 +138,20 @@ func (d *Detector) Utilization(c fleet.Counters) float64 {
 	return est.UtilizationOf(headroom.Load{Requests: c.Requests, RxBytes: c.RxBytes})
 }
 
+// measuredBusy is how busy the API server reads now by its own metrics (seats, latency) or the nodes' latency,
+// whatever the capacity: the largest reading, -1 when none says anything.
+func (d *Detector) measuredBusy() float64 {
+	e := &d.est
+	u := math.Max(math.Max(e.UtilizationSeats, e.UtilizationLatency), e.UtilizationNodes)
+	if e.Saturated {
+		u = math.Max(u, 1)
+	}
+	if e.Source == "" && u == 0 {
+		return -1 // never set
+	}
+	return u
+}
+
 func (d *Detector) capacityKnown() bool {
 	est := d.estimate()
 	return est.Known()
@@ -215,6 +232,10 @@ func (d *Detector) Evaluate(s *fleet.Snapshot, res *Result) {
 		}
 		res.Findings = append(res.Findings, f)
 	}
+	// A workload rolled out into a degrading API server must not make its first seconds its normal before the
+	// overload is established (capacity still unknown, the overload rule not yet sustained): while the API server
+	// itself reads busy, arrived workloads keep counting all their load as excess.
+	res.PauseArrivedBaselines = d.measuredBusy() >= cfg.ArrivalLearnMax
 	res.FleetWide = res.SurgingCount >= cfg.FleetWideMinWorkloads &&
 		float64(res.SurgingCount) >= cfg.FleetWideFraction*float64(max(established, 1))
 	if known && complete && res.Utilization >= cfg.OverloadAlert {
@@ -241,6 +262,7 @@ func (d *Detector) Evaluate(s *fleet.Snapshot, res *Result) {
 			res.Contributors = append(res.Contributors, res.Findings[i].Workload)
 		}
 	}
+	res.PauseArrivedBaselines = res.PauseArrivedBaselines || res.PauseBaselines
 }
 
 // rise is how far now is above base: the larger of the request and byte ratios, minus one (0 when not above).

@@ -183,3 +183,29 @@ func TestPauseBaselinesOnMeasuredOverload(t *testing.T) {
 		t.Errorf("told capacity: overloaded %v pause %v, want both", res.Overloaded, res.PauseBaselines)
 	}
 }
+
+// Workloads that arrived while fanout watched stop learning baselines as soon as the API server's own reading is
+// busy, before any capacity is known or any overload rule holds.
+func TestPauseArrivedBaselinesWhileTheAPIServerReadsBusy(t *testing.T) {
+	v := fleet.View{ID: 0, Name: "DaemonSet/monitoring/telemetry", Kind: "DaemonSet", Pods: 3, MaxPods: 3, Nodes: 3,
+		Now: fleet.Counters{Requests: 300}, Arrived: true}
+	for _, tc := range []struct {
+		name  string
+		est   headroom.Estimate
+		pause bool
+	}{
+		{"no capacity, latency busy", headroom.Estimate{Source: headroom.SourceNone, UtilizationSeats: 0.01, UtilizationLatency: 0.8, UtilizationNodes: -1}, true},
+		{"no capacity, saturated", headroom.Estimate{Source: headroom.SourceNone, UtilizationSeats: 0.01, UtilizationLatency: 0.5, UtilizationNodes: -1, Saturated: true}, true},
+		{"no metrics, nodes busy", headroom.Estimate{Source: headroom.SourceNone, UtilizationSeats: -1, UtilizationLatency: -1, UtilizationNodes: 0.9}, true},
+		{"calm", headroom.Estimate{Source: headroom.SourceNone, UtilizationSeats: 0.01, UtilizationLatency: 0.2, UtilizationNodes: 0.3}, false},
+		{"nothing read yet", headroom.Estimate{}, false},
+	} {
+		d := New(DefaultConfig())
+		d.SetEstimate(tc.est)
+		var res Result
+		d.Evaluate(snap(3, 3, v), &res)
+		if res.PauseArrivedBaselines != tc.pause || res.Overloaded {
+			t.Errorf("%s: pause arrived %v overloaded %v, want %v and no overload (no capacity)", tc.name, res.PauseArrivedBaselines, res.Overloaded, tc.pause)
+		}
+	}
+}

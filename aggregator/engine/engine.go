@@ -238,6 +238,7 @@ func (e *Engine) CloseThrough(sec int64) []killswitch.Decision {
 		// While the API server is overloaded (as of the last closed second) no baseline learns: what runs now is not
 		// what is normal.
 		e.fleet.PauseBaselines(e.res.PauseBaselines)
+		e.fleet.PauseArrivedBaselines(e.res.PauseArrivedBaselines)
 		snap := e.fleet.Close()
 		e.est = e.headroomStep(snap)
 		e.det.SetEstimate(e.est)

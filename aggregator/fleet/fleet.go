@@ -107,11 +107,13 @@ type Fleet struct {
 	startSec int64 // first second watched
 	// baselinesPaused: no baseline learns this second (PauseBaselines).
 	baselinesPaused bool
-	wids            map[string]WorkloadID
-	workloads       []*workload
-	nids            map[string]NodeID
-	nodes           []node
-	nodeCount       [ring]struct {
+	// arrivedPaused: no workload that arrived while the fleet was watched learns a baseline (PauseArrivedBaselines).
+	arrivedPaused bool
+	wids          map[string]WorkloadID
+	workloads     []*workload
+	nids          map[string]NodeID
+	nodes         []node
+	nodeCount     [ring]struct {
 		sec int64
 		n   int
 	}
@@ -197,6 +199,12 @@ func (f *Fleet) Start(sec int64) {
 // closed second on: the engine pauses them while the API server is overloaded, because a baseline learned then is
 // the overload itself (a workload rolled out into it would count as its own baseline, never as the cause).
 func (f *Fleet) PauseBaselines(paused bool) { f.baselinesPaused = paused }
+
+// PauseArrivedBaselines stops (or resumes) learning the baselines of workloads that arrived while the fleet was
+// watched (View.Arrived), from the next closed second on: the engine pauses them while the API server reads busy,
+// so that a workload rolled out into a degrading API server does not make its first seconds, before the overload
+// is established, its normal.
+func (f *Fleet) PauseArrivedBaselines(paused bool) { f.arrivedPaused = paused }
 
 // Freeze stops learning baselines and cost for a workload (while it is blocked its traffic is not its own doing).
 // Unfreezing forgets the per-pod cost learned before the block: pods that come back (often fixed) are measured afresh.
@@ -336,6 +344,8 @@ func (f *Fleet) Close() *Snapshot {
 		if !w.seen {
 			continue
 		}
+		arrived := w.firstSec > f.startSec+int64(warm)
+		paused := f.baselinesPaused || arrived && f.arrivedPaused
 		if sec-w.lastSec > forget {
 			if len(w.pairs) > 0 {
 				w.pairs = map[NodeID]*pair{}
@@ -390,7 +400,7 @@ func (f *Fleet) Close() *Snapshot {
 				}
 				p.jumpSince = 0
 			}
-			if w.frozen || f.baselinesPaused {
+			if w.frozen || paused {
 				continue
 			}
 			al := float32(alpha(int64(p.age), nodeTau))
@@ -434,7 +444,7 @@ func (f *Fleet) Close() *Snapshot {
 		if !jumped {
 			w.jumpedSince = 0
 		}
-		if !w.frozen && !f.baselinesPaused && present > 0 && (!jumped || sec-w.jumpedSince > 900) {
+		if !w.frozen && !paused && present > 0 && (!jumped || sec-w.jumpedSince > 900) {
 			al := alpha(w.baseN, fleetTau)
 			w.baseReq += al * (perReq - w.baseReq)
 			w.baseRx += al * (perRx - w.baseRx)
@@ -452,7 +462,7 @@ func (f *Fleet) Close() *Snapshot {
 			Pods: present, MaxPods: w.maxPods, DesiredPods: w.desired, Nodes: a.nodes,
 			CostRequests: w.costReq, CostRxBytes: w.costRx, ObservedRequests: w.observedRequests,
 			LastGrowth: w.lastGrowth, FirstSecond: w.firstSec,
-			SyncNodes: sync, EstablishedNodes: est, Frozen: w.frozen, Arrived: w.firstSec > f.startSec+int64(warm),
+			SyncNodes: sync, EstablishedNodes: est, Frozen: w.frozen, Arrived: arrived,
 		})
 	}
 	return s

@@ -126,3 +126,54 @@ func TestPausedBaselinesAndArrivals(t *testing.T) {
 		t.Fatalf("rollout after the overload %+v: want its baseline learned", v)
 	}
 }
+
+// While the API server reads busy, a workload that arrived while the fleet was watched learns no baseline (its first
+// seconds in a degrading API server are not its normal); workloads already running keep learning.
+func TestPauseArrivedBaselines(t *testing.T) {
+	cfg := DefaultConfig()
+	cfg.Warmup = 5 * time.Second
+	f := New(cfg)
+	old, roll := f.Workload("DaemonSet/a/old"), f.Workload("DaemonSet/a/rollout")
+	n := f.Node("n1")
+	f.Start(0)
+	var s *Snapshot
+	step := func(sec int64, oldReq float64, withRollout bool) {
+		if err := f.AddNode(sec, n, 0); err != nil {
+			t.Fatal(err)
+		}
+		f.Add(sec, n, Sample{Workload: old, Counters: Counters{Requests: oldReq}, Pods: 1})
+		if withRollout {
+			f.Add(sec, n, Sample{Workload: roll, Counters: Counters{Requests: 500}, Pods: 1})
+		}
+		s = f.Close()
+	}
+	view := func(name string) View {
+		for _, v := range s.Workloads {
+			if v.Name == name {
+				return v
+			}
+		}
+		t.Fatalf("no view of %s", name)
+		return View{}
+	}
+	for sec := int64(0); sec < 20; sec++ {
+		step(sec, 10, false)
+	}
+	f.PauseArrivedBaselines(true)
+	for sec := int64(20); sec < 40; sec++ {
+		step(sec, 12, true)
+	}
+	if v := view("DaemonSet/a/rollout"); v.BaseKnown || !v.Arrived {
+		t.Fatalf("rollout while the API server reads busy %+v: want arrived, no baseline", v)
+	}
+	if v := view("DaemonSet/a/old"); !v.BaseKnown || v.BaseRequests <= 10 {
+		t.Fatalf("workload running before %+v: want it still learning (base above 10)", v)
+	}
+	f.PauseArrivedBaselines(false)
+	for sec := int64(40); sec < 50; sec++ {
+		step(sec, 12, true)
+	}
+	if v := view("DaemonSet/a/rollout"); !v.BaseKnown || v.BaseRequests != 500 {
+		t.Fatalf("rollout once the API server is calm %+v: want its baseline learned", v)
+	}
+}
