@@ -75,6 +75,18 @@ func TestSynchronizedNodesAndBoundedState(t *testing.T) {
 	}
 }
 
+// workloadView is the snapshot's view of the named workload.
+func workloadView(t *testing.T, s *Snapshot, name string) View {
+	t.Helper()
+	for _, v := range s.Workloads {
+		if v.Name == name {
+			return v
+		}
+	}
+	t.Fatalf("no view of %s", name)
+	return View{}
+}
+
 // A workload rolled out while baselines are paused (the API server overloaded) learns no baseline from its own
 // overload: it stays without one, marked as arrived, until baselines resume. One that was there when watching
 // began is not "arrived".
@@ -85,15 +97,6 @@ func TestPausedBaselinesAndArrivals(t *testing.T) {
 	old, roll := f.Workload("DaemonSet/a/old"), f.Workload("DaemonSet/a/rollout")
 	n := f.Node("n1")
 	f.Start(0)
-	view := func(s *Snapshot, name string) View {
-		for _, v := range s.Workloads {
-			if v.Name == name {
-				return v
-			}
-		}
-		t.Fatalf("no view of %s", name)
-		return View{}
-	}
 	step := func(sec int64, withRollout bool) *Snapshot {
 		if err := f.AddNode(sec, n, 0); err != nil {
 			t.Fatal(err)
@@ -108,21 +111,21 @@ func TestPausedBaselinesAndArrivals(t *testing.T) {
 	for sec := int64(0); sec < 20; sec++ {
 		s = step(sec, false)
 	}
-	if v := view(s, "DaemonSet/a/old"); !v.BaseKnown || v.Arrived || v.BaseRequests != 10 {
+	if v := workloadView(t, s, "DaemonSet/a/old"); !v.BaseKnown || v.Arrived || v.BaseRequests != 10 {
 		t.Fatalf("old workload %+v: want a baseline of 10 and not arrived", v)
 	}
 	f.PauseBaselines(true)
 	for sec := int64(20); sec < 40; sec++ {
 		s = step(sec, true)
 	}
-	if v := view(s, "DaemonSet/a/rollout"); v.BaseKnown || !v.Arrived || v.BaseRequests != 0 {
+	if v := workloadView(t, s, "DaemonSet/a/rollout"); v.BaseKnown || !v.Arrived || v.BaseRequests != 0 {
 		t.Fatalf("rollout during the overload %+v: want no baseline, arrived", v)
 	}
 	f.PauseBaselines(false)
 	for sec := int64(40); sec < 50; sec++ {
 		s = step(sec, true)
 	}
-	if v := view(s, "DaemonSet/a/rollout"); !v.BaseKnown || v.BaseRequests != 500 {
+	if v := workloadView(t, s, "DaemonSet/a/rollout"); !v.BaseKnown || v.BaseRequests != 500 {
 		t.Fatalf("rollout after the overload %+v: want its baseline learned", v)
 	}
 }
@@ -147,15 +150,6 @@ func TestPauseArrivedBaselines(t *testing.T) {
 		}
 		s = f.Close()
 	}
-	view := func(name string) View {
-		for _, v := range s.Workloads {
-			if v.Name == name {
-				return v
-			}
-		}
-		t.Fatalf("no view of %s", name)
-		return View{}
-	}
 	for sec := int64(0); sec < 20; sec++ {
 		step(sec, 10, false)
 	}
@@ -163,17 +157,17 @@ func TestPauseArrivedBaselines(t *testing.T) {
 	for sec := int64(20); sec < 40; sec++ {
 		step(sec, 12, true)
 	}
-	if v := view("DaemonSet/a/rollout"); v.BaseKnown || !v.Arrived {
+	if v := workloadView(t, s, "DaemonSet/a/rollout"); v.BaseKnown || !v.Arrived {
 		t.Fatalf("rollout while the API server reads busy %+v: want arrived, no baseline", v)
 	}
-	if v := view("DaemonSet/a/old"); !v.BaseKnown || v.BaseRequests <= 10 {
+	if v := workloadView(t, s, "DaemonSet/a/old"); !v.BaseKnown || v.BaseRequests <= 10 {
 		t.Fatalf("workload running before %+v: want it still learning (base above 10)", v)
 	}
 	f.PauseArrivedBaselines(false)
 	for sec := int64(40); sec < 50; sec++ {
 		step(sec, 12, true)
 	}
-	if v := view("DaemonSet/a/rollout"); !v.BaseKnown || v.BaseRequests != 500 {
+	if v := workloadView(t, s, "DaemonSet/a/rollout"); !v.BaseKnown || v.BaseRequests != 500 {
 		t.Fatalf("rollout once the API server is calm %+v: want its baseline learned", v)
 	}
 }
