@@ -121,6 +121,11 @@ type Estimator struct {
 	// saturated: the last API server reading showed it serving all it can (utilization past FitMax, queueing or
 	// rejections).
 	saturated bool
+	// peak is the highest load of the current saturation episode (zero outside one).
+	peak Load
+	// calm is the most load served, dimension by dimension, while the API server read below saturation since the
+	// last saturation point: a floor under both capacities.
+	calm Load
 }
 
 type fitResult struct {
@@ -247,13 +252,22 @@ func (e *Estimator) Step(now time.Time, load Load, nodes *NodeSignals) Estimate 
 			if l, ok := e.loadBefore(sec); ok && (l.Requests > 0 || l.RxBytes > 0) {
 				switch {
 				case e.saturated:
-					e.addPoint(point{T: sec, R: l.Requests, X: l.RxBytes, U: math.Max(u, 1), S: true})
-					e.refit(sec)
+					if e.servingAtSaturation(l) {
+						e.addSaturated(point{T: sec, R: l.Requests, X: l.RxBytes, U: math.Max(u, 1), S: true})
+					}
 				case u >= e.cfg.FitMin && (e.uLat <= e.uSeats || u >= latencyFitMin):
+					e.servedCalmly(l)
 					e.addPoint(point{T: sec, R: l.Requests, X: l.RxBytes, U: u})
 					e.refit(sec)
+				default:
+					if e.servedCalmly(l) {
+						e.refit(sec)
+					}
 				}
 			}
+		}
+		if !e.saturated {
+			e.peak = Load{}
 		}
 	}
 	e.observeNodes(nodes, load)
@@ -264,15 +278,47 @@ func (e *Estimator) Step(now time.Time, load Load, nodes *NodeSignals) Estimate 
 		// say how busy it is: a load fanout does not see, a degraded replica).
 		e.nodeHot++
 		if e.nodeHot%nodeSaturatedFor == 0 {
-			if l, ok := e.loadBefore(sec); ok && (l.Requests > 0 || l.RxBytes > 0) {
-				e.addPoint(point{T: sec, R: l.Requests, X: l.RxBytes, U: math.Max(e.uNode, 1), S: true})
-				e.refit(sec)
+			if l, ok := e.loadBefore(sec); ok && (l.Requests > 0 || l.RxBytes > 0) && e.servingAtSaturation(l) {
+				e.addSaturated(point{T: sec, R: l.Requests, X: l.RxBytes, U: math.Max(e.uNode, 1), S: true})
 			}
 		}
-	} else {
+	} else if e.nodeHot > 0 {
 		e.nodeHot = 0
+		if !e.saturated {
+			e.peak = Load{}
+		}
 	}
 	return e.estimate(now, fresh, load)
+}
+
+// drainShare: a saturated API server whose load, in both dimensions, fell below this share of its saturation
+// episode's peak is draining, not serving what fanout measures.
+const drainShare = 0.5
+
+// servingAtSaturation tells whether l, measured while the API server reads saturated, is what it serves. The load
+// that saturated it may be cut off (the kill switch) or give up, while the server keeps working off requests whose
+// clients are gone and reads saturated for many seconds more: the little load fanout still measures then is not
+// its capacity, and learning it as one would read every later load as an overload.
+func (e *Estimator) servingAtSaturation(l Load) bool {
+	e.peak.Requests = math.Max(e.peak.Requests, l.Requests)
+	e.peak.RxBytes = math.Max(e.peak.RxBytes, l.RxBytes)
+	return l.Requests >= drainShare*e.peak.Requests || l.RxBytes >= drainShare*e.peak.RxBytes
+}
+
+// addSaturated records a saturation point: loads served calmly before it floor the capacity no more.
+func (e *Estimator) addSaturated(p point) {
+	e.calm = Load{}
+	e.addPoint(p)
+	e.refit(p.T)
+}
+
+// servedCalmly folds in a load the API server carried below saturation; it tells whether the floor rose while a
+// saturation point bounds the fit.
+func (e *Estimator) servedCalmly(l Load) bool {
+	raised := l.Requests > e.calm.Requests || l.RxBytes > e.calm.RxBytes
+	e.calm.Requests = math.Max(e.calm.Requests, l.Requests)
+	e.calm.RxBytes = math.Max(e.calm.RxBytes, l.RxBytes)
+	return raised
 }
 
 // nodeSaturatedFor: seconds in a row of the nodes reading the API server at overload (answers 10x slower than their
@@ -484,13 +530,15 @@ func (e *Estimator) fitEnvelope(pts []point, now int64, tau float64) fitResult {
 // bound corrects the fit with what saturation showed directly. While the API server was saturated, the load fanout
 // measured was what it could serve: the weighted median of load over utilization there caps each capacity (the fit
 // extrapolates from below, and utilization read from latency under-reads a many-core server until it is nearly
-// full). And a load served below saturation after the last saturated observation is a floor: a capacity learned
-// during an overload caused by something else (a slow etcd) does not outlive the newer evidence that the server
-// carried more. Loads served before the saturation are not: the server may since have become costlier.
+// full). And a load served below saturation after the last saturated observation, fitted or read too calm to fit,
+// is a floor (over FitMax: it read at most that busy): a capacity learned during an overload caused by something
+// else (a slow etcd) does not outlive the newer evidence that the server carried more. Loads served before the
+// saturation are not: the server may since have become costlier.
 func (e *Estimator) bound(f *fitResult, pts, sat []point, now int64, tau float64) {
 	if len(sat) == 0 {
 		return
 	}
+	calm := point{R: e.calm.Requests, X: e.calm.RxBytes}
 	w := make([]float64, len(sat))
 	lastSat := int64(0)
 	for i, p := range sat {
@@ -512,13 +560,14 @@ func (e *Estimator) bound(f *fitResult, pts, sat []point, now int64, tau float64
 		if *d.cost == 0 || 1/(*d.cost) > c {
 			*d.cost, *d.prior = 1/c, false
 		}
-		floor := 0.0
+		floor := d.load(&calm)
 		for _, p := range pts {
 			if p.T > lastSat {
 				floor = math.Max(floor, d.load(&p))
 			}
 		}
-		if floor > 1/(*d.cost) {
+		// The server carried that load reading at most FitMax busy.
+		if floor /= e.cfg.FitMax; floor > 1/(*d.cost) {
 			*d.cost = 1 / floor
 		}
 	}

@@ -179,7 +179,7 @@ func TestSaveRestore(t *testing.T) {
 		t.Fatalf("missing file: %v %v", ok, err)
 	}
 	bad := filepath.Join(t.TempDir(), "bad.json")
-	for _, data := range []string{`{"version":2,"points":[]}`, `{"version":1,"points":[{"t":1,"r":-1,"x":0,"u":0.5}]}`, `{"version":1,"points":[` + strings.Repeat(`{"t":1,"r":1,"x":1,"u":0.5},`, 40000) + `]}`} {
+	for _, data := range []string{`{"version":2,"points":[]}`, `{"version":1,"points":[{"t":1,"r":-1,"x":0,"u":0.5}]}`, `{"version":1,"points":[],"calm_requests_per_s":-1}`, `{"version":1,"points":[` + strings.Repeat(`{"t":1,"r":1,"x":1,"u":0.5},`, 40000) + `]}`} {
 		if err := os.WriteFile(bad, []byte(data), 0o600); err != nil {
 			t.Fatal(err)
 		}

@@ -188,3 +188,71 @@ func TestSaturationHysteresis(t *testing.T) {
 		t.Fatalf("still saturated at half load: %s", est.String())
 	}
 }
+
+// After the load that saturated the API server is cut off (the kill switch), the server stays saturated for a while,
+// working off requests whose clients are gone, while the load fanout measures is only what is left. Those seconds
+// say nothing of its capacity: the capacity learned during the overload stays, and the model does not read the
+// remaining load as an overload.
+func TestDrainAfterCutIsNotCapacity(t *testing.T) {
+	e := newEst(t)
+	c := &cpuBound{capR: 400}
+	drive(t, e, c, 0, 120, func(int) float64 { return 12 }, 0.1)   // calm
+	drive(t, e, c, 120, 30, func(int) float64 { return 900 }, 0.1) // the rollout saturates it
+	est := e.Estimate()
+	if !est.Known() || !within(est.CapacityRequestsPerS, 400, 0.2) {
+		t.Fatalf("after the overload: %s, want ~400 req/s", est.String())
+	}
+	// Cut: fanout's load falls to 12 req/s; the server drains at saturation for 40 s.
+	for s := 150; s < 190; s++ {
+		now := t0.Add(time.Duration(s) * time.Second)
+		if s%5 == 0 {
+			if err := e.ObserveAPIServer(c.sample(now, 900, 0.1)); err != nil {
+				t.Fatal(err)
+			}
+		}
+		est = e.Step(now, Load{Requests: 12, RxBytes: 12 * 1e4}, nil)
+		if !est.Saturated {
+			t.Fatalf("second %d: the draining server reads %s, want saturated", s, est.String())
+		}
+	}
+	est = drive(t, e, c, 190, 120, func(int) float64 { return 30 }, 0.1) // calm again
+	if !within(est.CapacityRequestsPerS, 400, 0.25) {
+		t.Fatalf("capacity after the drain: %s, want ~400 req/s (the drain is not what it serves)", est.String())
+	}
+	if u := est.UtilizationOf(Load{Requests: 30, RxBytes: 30 * 1e4}); u > 0.5 {
+		t.Fatalf("the model reads 30 req/s, served calmly, as %.2f busy: %s", u, est.String())
+	}
+}
+
+// A capacity the data left too low (learned in a saturation it misread) does not outlive the evidence that the API
+// server, reading calm, carried more: no load served calmly reads as an overload to the model.
+func TestCalmLoadFloorsCapacity(t *testing.T) {
+	e := newEst(t)
+	c := &cpuBound{capR: 400}
+	drive(t, e, c, 0, 120, func(int) float64 { return 12 }, 0.1)
+	c.capR = 20 // a minute in which it saturates at 20 req/s (a slow etcd)
+	drive(t, e, c, 120, 60, func(int) float64 { return 40 }, 0.1)
+	c.capR = 400
+	// Calm again at 60 req/s: seats and latency read below the fit range, so no fit point is taken.
+	est := drive(t, e, c, 180, 120, func(int) float64 { return 60 }, 0.1)
+	if est.Saturated || math.Max(est.UtilizationSeats, est.UtilizationLatency) >= 0.9 {
+		t.Fatalf("calm server reads %s", est.String())
+	}
+	if u := est.UtilizationOf(Load{Requests: 60, RxBytes: 60 * 1e4}); u >= 0.95 {
+		t.Fatalf("the model reads the 60 req/s the server carries calmly as %.2f busy: %s", u, est.String())
+	}
+	// The floor survives a restart.
+	now := t0.Add(300 * time.Second)
+	data, err := e.MarshalState(now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e2 := newEst(t)
+	if err := e2.UnmarshalState(data, now); err != nil {
+		t.Fatal(err)
+	}
+	restored := e2.Estimate()
+	if u := restored.UtilizationOf(Load{Requests: 60, RxBytes: 60 * 1e4}); u >= 0.95 {
+		t.Fatalf("after a restart the model reads 60 req/s as %.2f busy: %s", u, restored.String())
+	}
+}

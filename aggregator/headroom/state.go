@@ -28,11 +28,15 @@ type state struct {
 	DurBase     float64            `json:"duration_baseline_s"`
 	LatencyBase map[string]float64 `json:"latency_baselines_s,omitempty"`
 	NodeBase    float64            `json:"node_latency_baseline_s"`
+	// CalmRequests and CalmRxBytes: the most load served below saturation since the last saturation point.
+	CalmRequests float64 `json:"calm_requests_per_s,omitempty"`
+	CalmRxBytes  float64 `json:"calm_rx_bytes_per_s,omitempty"`
 }
 
 // MarshalState returns the estimator's state.
 func (e *Estimator) MarshalState(now time.Time) ([]byte, error) {
-	st := state{Version: StateVersion, SavedAt: now.Unix(), Points: e.points, LatencyBase: e.latBase.snapshot(), NodeBase: e.nodeBase}
+	st := state{Version: StateVersion, SavedAt: now.Unix(), Points: e.points, LatencyBase: e.latBase.snapshot(), NodeBase: e.nodeBase,
+		CalmRequests: e.calm.Requests, CalmRxBytes: e.calm.RxBytes}
 	st.DurBase = st.LatencyBase[""]
 	if st.Points == nil {
 		st.Points = []point{}
@@ -62,6 +66,9 @@ func (e *Estimator) UnmarshalState(data []byte, now time.Time) error {
 			return fmt.Errorf("headroom state: latency baseline %v out of range", v)
 		}
 	}
+	if !finite(st.CalmRequests) || !finite(st.CalmRxBytes) || st.CalmRequests < 0 || st.CalmRxBytes < 0 {
+		return fmt.Errorf("headroom state: calm load %v req/s, %v B/s invalid", st.CalmRequests, st.CalmRxBytes)
+	}
 	for i, p := range st.Points {
 		if !finite(p.R) || !finite(p.X) || !finite(p.U) || p.R < 0 || p.X < 0 || p.U < 0 || p.U > 10 || p.T <= 0 || p.T > now.Unix()+60 {
 			return fmt.Errorf("headroom state: point %d invalid", i)
@@ -78,6 +85,7 @@ func (e *Estimator) UnmarshalState(data []byte, now time.Time) error {
 	}
 	e.points = append(e.points[:0], st.Points...)
 	e.nodeBase = st.NodeBase
+	e.calm = Load{Requests: st.CalmRequests, RxBytes: st.CalmRxBytes}
 	e.refit(now.Unix())
 	e.estimate(now, false, Load{})
 	return nil
