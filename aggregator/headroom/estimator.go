@@ -121,8 +121,9 @@ type Estimator struct {
 	// saturated: the last API server reading showed it serving all it can (utilization past FitMax, queueing or
 	// rejections).
 	saturated bool
-	// peak is the highest load of the current saturation episode (zero outside one).
-	peak Load
+	// peak is the highest load of the last saturation, at lastSaturated (unix seconds) or before.
+	peak          Load
+	lastSaturated int64
 	// calm is the most load served, dimension by dimension, while the API server read below saturation since the
 	// last saturation point: a floor under both capacities.
 	calm Load
@@ -252,10 +253,10 @@ func (e *Estimator) Step(now time.Time, load Load, nodes *NodeSignals) Estimate 
 			if l, ok := e.loadBefore(sec); ok && (l.Requests > 0 || l.RxBytes > 0) {
 				switch {
 				case e.saturated:
-					if e.servingAtSaturation(l) {
+					if e.servesWhatFanoutSees(sec, l, true) {
 						e.addSaturated(point{T: sec, R: l.Requests, X: l.RxBytes, U: math.Max(u, 1), S: true})
 					}
-				case u >= e.cfg.FitMin && (e.uLat <= e.uSeats || u >= latencyFitMin):
+				case u >= e.cfg.FitMin && (e.uLat <= e.uSeats || u >= latencyFitMin) && e.servesWhatFanoutSees(sec, l, false):
 					e.servedCalmly(l)
 					e.addPoint(point{T: sec, R: l.Requests, X: l.RxBytes, U: u})
 					e.refit(sec)
@@ -266,9 +267,6 @@ func (e *Estimator) Step(now time.Time, load Load, nodes *NodeSignals) Estimate 
 				}
 			}
 		}
-		if !e.saturated {
-			e.peak = Load{}
-		}
 	}
 	e.observeNodes(nodes, load)
 	if !fresh && !e.fit.ok && e.uNode >= e.cfg.FitMax {
@@ -278,30 +276,38 @@ func (e *Estimator) Step(now time.Time, load Load, nodes *NodeSignals) Estimate 
 		// say how busy it is: a load fanout does not see, a degraded replica).
 		e.nodeHot++
 		if e.nodeHot%nodeSaturatedFor == 0 {
-			if l, ok := e.loadBefore(sec); ok && (l.Requests > 0 || l.RxBytes > 0) && e.servingAtSaturation(l) {
+			if l, ok := e.loadBefore(sec); ok && (l.Requests > 0 || l.RxBytes > 0) && e.servesWhatFanoutSees(sec, l, true) {
 				e.addSaturated(point{T: sec, R: l.Requests, X: l.RxBytes, U: math.Max(e.uNode, 1), S: true})
 			}
 		}
-	} else if e.nodeHot > 0 {
+	} else {
 		e.nodeHot = 0
-		if !e.saturated {
-			e.peak = Load{}
-		}
 	}
 	return e.estimate(now, fresh, load)
 }
 
-// drainShare: a saturated API server whose load, in both dimensions, fell below this share of its saturation
-// episode's peak is draining, not serving what fanout measures.
-const drainShare = 0.5
+// drainShare and drainWindow: within drainWindow seconds of a saturated reading, a reading whose load fell below
+// drainShare of the saturation's peak, in both dimensions, is the API server draining.
+const (
+	drainShare  = 0.5
+	drainWindow = 60
+)
 
-// servingAtSaturation tells whether l, measured while the API server reads saturated, is what it serves. The load
-// that saturated it may be cut off (the kill switch) or give up, while the server keeps working off requests whose
-// clients are gone and reads saturated for many seconds more: the little load fanout still measures then is not
-// its capacity, and learning it as one would read every later load as an overload.
-func (e *Estimator) servingAtSaturation(l Load) bool {
-	e.peak.Requests = math.Max(e.peak.Requests, l.Requests)
-	e.peak.RxBytes = math.Max(e.peak.RxBytes, l.RxBytes)
+// servesWhatFanoutSees tells whether l is what the API server was serving when it read saturated (saturated) or
+// busy. The load that saturated it may be cut off (the kill switch) or give up, while the server keeps working off
+// requests whose clients are gone: it reads saturated for many seconds more, and busy for as long again while its
+// slowest requests finish (up to a minute). The little load fanout still measures then is not what loads it, and
+// learning from it would read every later load as an overload. The peak is forgotten drainWindow after the last
+// saturated reading.
+func (e *Estimator) servesWhatFanoutSees(sec int64, l Load, saturated bool) bool {
+	if sec-e.lastSaturated > drainWindow {
+		e.peak = Load{}
+	}
+	if saturated {
+		e.lastSaturated = sec
+		e.peak.Requests = math.Max(e.peak.Requests, l.Requests)
+		e.peak.RxBytes = math.Max(e.peak.RxBytes, l.RxBytes)
+	}
 	return l.Requests >= drainShare*e.peak.Requests || l.RxBytes >= drainShare*e.peak.RxBytes
 }
 

@@ -215,7 +215,17 @@ func TestDrainAfterCutIsNotCapacity(t *testing.T) {
 			t.Fatalf("second %d: the draining server reads %s, want saturated", s, est.String())
 		}
 	}
-	est = drive(t, e, c, 190, 120, func(int) float64 { return 30 }, 0.1) // calm again
+	// Its latency then falls back over half a minute (fewer requests left in flight), still with 12 req/s measured.
+	for s := 190; s < 220; s++ {
+		now := t0.Add(time.Duration(s) * time.Second)
+		if s%5 == 0 {
+			if err := e.ObserveAPIServer(c.sample(now, 350-10*float64(s-190), 0.1)); err != nil {
+				t.Fatal(err)
+			}
+		}
+		est = e.Step(now, Load{Requests: 12, RxBytes: 12 * 1e4}, nil)
+	}
+	est = drive(t, e, c, 220, 120, func(int) float64 { return 30 }, 0.1) // calm again
 	if !within(est.CapacityRequestsPerS, 400, 0.25) {
 		t.Fatalf("capacity after the drain: %s, want ~400 req/s (the drain is not what it serves)", est.String())
 	}
