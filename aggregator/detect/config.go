@@ -92,7 +92,7 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.Float64Var(&c.HotMinShare, "detect.hot-min-share", c.HotMinShare, "minimum share of capacity above baseline for a hot-workload alert")
 	fs.Float64Var(&c.ProjectedAlert, "detect.projected-alert", c.ProjectedAlert, "projected utilization at full placement that raises an alert")
 	fs.Float64Var(&c.ProjectedTrip, "detect.projected-trip", c.ProjectedTrip, "projected utilization at full placement that trips")
-	fs.Float64Var(&c.ProjectedMinGrowth, "detect.projected-min-growth", c.ProjectedMinGrowth, "share of capacity the workload's own growth must add to trip on projection")
+	fs.Float64Var(&c.ProjectedMinGrowth, "detect.projected-min-growth", c.ProjectedMinGrowth, "share of capacity the workload's own growth to full placement must add to alert or trip on projection")
 	fs.IntVar(&c.ProjectionMinPods, "detect.projection-min-pods", c.ProjectionMinPods, "pods needed before projecting a rollout")
 	fs.Float64Var(&c.ProjectionMinRequests, "detect.projection-min-requests", c.ProjectionMinRequests, "observed requests needed before projecting a rollout")
 	fs.DurationVar(&c.ProjectionMinAge, "detect.projection-min-age", c.ProjectionMinAge, "how long a workload must have been seen before it is projected")

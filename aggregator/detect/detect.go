@@ -326,10 +326,16 @@ func (d *Detector) project(s *fleet.Snapshot, v *fleet.View, f *Finding, k, util
 	if !confident {
 		return
 	}
-	// Only a workload whose own growth carries the API server over is a culprit, not one rolling out into an
-	// API server that others already overload.
-	f.ProjectedOver = f.RollingOut && f.Projected >= cfg.ProjectedTrip && f.Projected-util >= cfg.ProjectedMinGrowth
-	f.ProjectedWarn = f.RollingOut && f.Projected >= cfg.ProjectedAlert
+	// A projection is the workload's only when its own growth, read on the model that projects it, adds
+	// ProjectedMinGrowth: a workload a pod short for a second in an overload others cause projects nearly what the
+	// model reads now. And only a workload whose growth carries the API server over is a culprit, not one rolling
+	// out into an API server that others already overload: the projection must stand that far above what the API
+	// server measures now.
+	now := scale(v.Now, k)
+	growth := f.Projected - d.Utilization(fleet.Counters{Requests: others.Requests + now.Requests, RxBytes: others.RxBytes + now.RxBytes})
+	own := f.RollingOut && growth >= cfg.ProjectedMinGrowth
+	f.ProjectedOver = own && f.Projected >= cfg.ProjectedTrip && f.Projected-util >= cfg.ProjectedMinGrowth
+	f.ProjectedWarn = own && f.Projected >= cfg.ProjectedAlert
 	// ETA: pods at which utilization reaches 1, at the pod growth rate over the last minute.
 	perPod := d.Utilization(fleet.Counters{Requests: v.CostRequests, RxBytes: v.CostRxBytes})
 	if perPod <= 0 {

@@ -209,3 +209,35 @@ func TestPauseArrivedBaselinesWhileTheAPIServerReadsBusy(t *testing.T) {
 		}
 	}
 }
+
+// A steady DaemonSet that looks a pod short for a second (and so still rolling out) while another workload overloads
+// the API server is no projected overload: its own growth adds under 1% of capacity, though the model's projection of
+// everything together reads above the saturated API server's measured utilization.
+func TestProjectionNeedsTheWorkloadsOwnGrowth(t *testing.T) {
+	d := New(DefaultConfig())
+	d.SetEstimate(headroom.Estimate{Source: headroom.SourceLearned, CapacityRequestsPerS: 180, CapacityRxBytesPerS: 6e5,
+		Confidence: 0.03, Samples: 1, Utilization: 1, UtilizationSource: headroom.FromLatency, APIServerFresh: true, Saturated: true})
+	npd := fleet.View{ID: 0, Name: "DaemonSet/kube-system/node-problem-detector", Kind: "DaemonSet", Pods: 3, MaxPods: 4, Nodes: 3,
+		Now: fleet.Counters{Requests: 4.8, RxBytes: 1700}, BaseRequests: 4.8, BaseRxBytes: 1700, BaseKnown: true,
+		CostRequests: 1.6, CostRxBytes: 570, ObservedRequests: 500, FirstSecond: 10, LastGrowth: 90}
+	tel := fleet.View{ID: 1, Name: "DaemonSet/monitoring/telemetry-agent", Kind: "DaemonSet", Pods: 4, MaxPods: 4, Nodes: 4,
+		Now: fleet.Counters{Requests: 230, RxBytes: 7e5}, CostRequests: 57.5, CostRxBytes: 1.75e5, ObservedRequests: 2000,
+		FirstSecond: 95, LastGrowth: 97, Arrived: true}
+	var res Result
+	d.Evaluate(snap(100, 4, npd, tel), &res)
+	f := res.Findings[0]
+	if !f.RollingOut {
+		t.Fatalf("the DaemonSet a pod short is taken as rolling out: %+v", f)
+	}
+	if f.ProjectedOver || f.ProjectedWarn {
+		t.Fatalf("a pod's growth (1.6 req/s of 180) projected as an overload: projected %.2f, utilization %.2f, over %v warn %v",
+			f.Projected, res.Utilization, f.ProjectedOver, f.ProjectedWarn)
+	}
+	// The same DaemonSet with 3 of 40 pods placed does carry the API server over.
+	npd.MaxPods = 40
+	d.SetPlacement(fixedPlacement{npd.Name: 40})
+	d.Evaluate(snap(101, 4, npd, tel), &res)
+	if f := res.Findings[0]; !f.ProjectedOver || !f.ProjectedWarn {
+		t.Fatalf("37 pods still to come at 1.6 req/s each (a third of capacity): projected %.2f, over %v warn %v", f.Projected, f.ProjectedOver, f.ProjectedWarn)
+	}
+}
