@@ -17,6 +17,13 @@
 // response bytes/s: the units the detector's projections use. The result, an Estimate, carries the utilization now per
 // source, the capacities, a confidence and the basis it rests on.
 //
+// A saturated API server shows its capacity directly: the load it serves then caps both capacities. Not while it
+// drains: when the load that saturated it falls away (the kill switch acted, clients gave up), it stays saturated,
+// then busy, for up to a minute while it finishes requests whose clients are gone, and the little load fanout still
+// measures is not what loads it; such readings are not learned from. A load served below saturation since the last
+// saturation, fitted or read too calm to fit, floors both capacities, so the model never reads a load the API server
+// carried calmly as an overload.
+//
 // The estimator is pure: time comes in with the samples (clock injected), no goroutines, no I/O except Save/Restore
 // of its state (atomic write, bounded size, versioned).
 package headroom
