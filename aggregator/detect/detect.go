@@ -96,6 +96,9 @@ type Detector struct {
 
 const historyLen = 64
 
+// rolloutPeakShare: a workload below this share of its peak pods of the last minute is not rolling out.
+const rolloutPeakShare = 0.9
+
 type podHistory struct {
 	pods [historyLen]uint32
 	secs [historyLen]int64
@@ -312,7 +315,16 @@ func (d *Detector) project(s *fleet.Snapshot, v *fleet.View, f *Finding, k, util
 	confident := int(v.Pods) >= cfg.ProjectionMinPods && v.ObservedRequests >= cfg.ProjectionMinRequests &&
 		s.Second-v.FirstSecond >= int64(cfg.ProjectionMinAge.Seconds())
 	pods := float64(v.Pods) * k
-	f.RollingOut = v.Pods > 0 && pods < 0.98*float64(target) && growing
+	// A workload whose pods fell well below their peak of the last minute is not rolling out: it shrinks, or pods of
+	// nodes whose reports lag (a saturated node) are missing from this second, and projecting its full placement
+	// from there would read its own pods as a rollout.
+	peak := uint32(0)
+	for i := range h.secs {
+		if h.secs[i] > s.Second-historyLen {
+			peak = max(peak, h.pods[i])
+		}
+	}
+	f.RollingOut = v.Pods > 0 && pods < 0.98*float64(target) && growing && pods >= rolloutPeakShare*float64(peak)
 	// Projection: the others as they are now, this workload at full placement at its per-pod cost.
 	others := scale(fleet.Counters{Requests: math.Max(0, s.Total.Requests-v.Now.Requests), RxBytes: math.Max(0, s.Total.RxBytes-v.Now.RxBytes)}, k)
 	projReq := v.CostRequests * float64(target)

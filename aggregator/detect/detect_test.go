@@ -210,14 +210,14 @@ func TestPauseArrivedBaselinesWhileTheAPIServerReadsBusy(t *testing.T) {
 	}
 }
 
-// A steady DaemonSet that looks a pod short for a second (and so still rolling out) while another workload overloads
-// the API server is no projected overload: its own growth adds under 1% of capacity, though the model's projection of
+// A DaemonSet a pod short of full placement (still rolling out) while another workload overloads the API server is
+// no projected overload: its own growth adds under 1% of capacity, though the model's projection of
 // everything together reads above the saturated API server's measured utilization.
 func TestProjectionNeedsTheWorkloadsOwnGrowth(t *testing.T) {
 	d := New(DefaultConfig())
 	d.SetEstimate(headroom.Estimate{Source: headroom.SourceLearned, CapacityRequestsPerS: 180, CapacityRxBytesPerS: 6e5,
 		Confidence: 0.03, Samples: 1, Utilization: 1, UtilizationSource: headroom.FromLatency, APIServerFresh: true, Saturated: true})
-	npd := fleet.View{ID: 0, Name: "DaemonSet/kube-system/node-problem-detector", Kind: "DaemonSet", Pods: 3, MaxPods: 4, Nodes: 3,
+	npd := fleet.View{ID: 0, Name: "DaemonSet/kube-system/node-problem-detector", Kind: "DaemonSet", Pods: 3, MaxPods: 3, Nodes: 3,
 		Now: fleet.Counters{Requests: 4.8, RxBytes: 1700}, BaseRequests: 4.8, BaseRxBytes: 1700, BaseKnown: true,
 		CostRequests: 1.6, CostRxBytes: 570, ObservedRequests: 500, FirstSecond: 10, LastGrowth: 90}
 	tel := fleet.View{ID: 1, Name: "DaemonSet/monitoring/telemetry-agent", Kind: "DaemonSet", Pods: 4, MaxPods: 4, Nodes: 4,
@@ -227,17 +227,47 @@ func TestProjectionNeedsTheWorkloadsOwnGrowth(t *testing.T) {
 	d.Evaluate(snap(100, 4, npd, tel), &res)
 	f := res.Findings[0]
 	if !f.RollingOut {
-		t.Fatalf("the DaemonSet a pod short is taken as rolling out: %+v", f)
+		t.Fatalf("the DaemonSet a pod short of placement is not taken as rolling out: %+v", f)
 	}
 	if f.ProjectedOver || f.ProjectedWarn {
 		t.Fatalf("a pod's growth (1.6 req/s of 180) projected as an overload: projected %.2f, utilization %.2f, over %v warn %v",
 			f.Projected, res.Utilization, f.ProjectedOver, f.ProjectedWarn)
 	}
 	// The same DaemonSet with 3 of 40 pods placed does carry the API server over.
-	npd.MaxPods = 40
 	d.SetPlacement(fixedPlacement{npd.Name: 40})
 	d.Evaluate(snap(101, 4, npd, tel), &res)
 	if f := res.Findings[0]; !f.ProjectedOver || !f.ProjectedWarn {
 		t.Fatalf("37 pods still to come at 1.6 req/s each (a third of capacity): projected %.2f, over %v warn %v", f.Projected, f.ProjectedOver, f.ProjectedWarn)
+	}
+}
+
+// A steady DaemonSet whose pods of lagging nodes are missing from one second (16 pods, then 6) is not rolling out:
+// projecting its full placement from there would read its own pods as a rollout.
+func TestPodsBelowTheirPeakAreNoRollout(t *testing.T) {
+	cfg := DefaultConfig()
+	cfg.CapacityRequestsPerS, cfg.CapacityRxBytesPerS = 100, 1e9
+	d := New(cfg)
+	var res Result
+	view := func(pods uint32) fleet.View {
+		return fleet.View{ID: 0, Name: "DaemonSet/kube-system/kube-proxy", Kind: "DaemonSet", Pods: pods, MaxPods: 16, Nodes: pods,
+			Now: fleet.Counters{Requests: 5 * float64(pods)}, BaseRequests: 5 * float64(pods), BaseKnown: true,
+			CostRequests: 5, ObservedRequests: 5000, FirstSecond: 1, LastGrowth: 50}
+	}
+	for sec := int64(60); sec < 90; sec++ {
+		d.Evaluate(snap(sec, 16, view(16)), &res)
+	}
+	d.Evaluate(snap(90, 16, view(6)), &res)
+	if f := res.Findings[0]; f.RollingOut || f.ProjectedOver || f.ProjectedWarn {
+		t.Fatalf("6 of its 16 pods in one second read as a rollout: rolling %v, projected %.2f, over %v, warn %v", f.RollingOut, f.Projected, f.ProjectedOver, f.ProjectedWarn)
+	}
+	// A minute later, 6 pods are its peak: a DaemonSet growing again from there is rolling out.
+	for sec := int64(91); sec < 160; sec++ {
+		d.Evaluate(snap(sec, 16, view(6)), &res)
+	}
+	v := view(7)
+	v.LastGrowth = 160
+	d.Evaluate(snap(160, 16, v), &res)
+	if f := res.Findings[0]; !f.RollingOut {
+		t.Fatalf("7 of 16 pods, growing past its peak of the last minute, is not taken as rolling out: %+v", f)
 	}
 }
