@@ -284,6 +284,10 @@ func (f *Fleet) Add(sec int64, n NodeID, s Sample) {
 		}
 		w.pairs[n] = p
 	}
+	// A pair lives from the second of its first report, which may be ahead of the second closed next: left at
+	// zero, its last-seen second would read as long forgotten and the close of an earlier second would delete it,
+	// with the report it holds, again on every later report.
+	p.lastSec = max(p.lastSec, sec)
 	ps := &p.slot[sec%ring]
 	if ps.sec != sec {
 		*ps = pslot{sec: sec}
@@ -362,7 +366,6 @@ func (f *Fleet) Close() *Snapshot {
 			ps := p.slot[sec%ring]
 			p.slot[sec%ring].sec = -1
 			if ps.sec == sec {
-				p.lastSec = sec
 				if ps.pods >= p.podsMax || sec-p.podsMaxSec > podsMemory {
 					p.podsMax, p.podsMaxSec = ps.pods, sec
 				}

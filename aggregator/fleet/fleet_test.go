@@ -75,6 +75,45 @@ func TestSynchronizedNodesAndBoundedState(t *testing.T) {
 	}
 }
 
+// Reports arrive ahead of the second the fleet closes next (the engine closes a second only after a grace, so a
+// node's report for the next second often comes first). A (workload, node) pair born from such a report belongs to
+// the fleet from then on: with real (Unix) seconds, a new pair's zero last-seen second read as long forgotten, and
+// closing the earlier second deleted it together with the report it held, on every report again.
+func TestPairsBornAheadOfTheClosedSecond(t *testing.T) {
+	cfg := DefaultConfig()
+	cfg.Warmup = 5 * time.Second
+	f := New(cfg)
+	w := f.Workload("DaemonSet/kube-system/kube-proxy")
+	const nodes = 8
+	ids := make([]NodeID, nodes)
+	for i := range ids {
+		ids[i] = f.Node(fmt.Sprintf("node-%d", i))
+	}
+	const start = int64(1_796_653_444)
+	f.Start(start)
+	report := func(sec int64, n NodeID) {
+		if err := f.AddNode(sec, n, 0); err != nil {
+			t.Fatal(err)
+		}
+		f.Add(sec, n, Sample{Workload: w, Counters: Counters{Requests: 2}, Pods: 1})
+	}
+	var s *Snapshot
+	for sec := start; sec < start+20; sec++ {
+		for i, n := range ids {
+			// Some nodes report the second being closed; the others are already a second or two ahead of it.
+			report(sec+int64(i%3), n)
+		}
+		s = f.Close()
+	}
+	v := workloadView(t, s, "DaemonSet/kube-system/kube-proxy")
+	if v.Pods != nodes || v.Nodes != nodes || v.EstablishedNodes != nodes || f.Pairs() != nodes {
+		t.Fatalf("pods %d on %d nodes, %d established, %d pairs: want %d of each", v.Pods, v.Nodes, v.EstablishedNodes, f.Pairs(), nodes)
+	}
+	if v.Now.Requests != 2*nodes {
+		t.Fatalf("requests %g: want %d (no report lost)", v.Now.Requests, 2*nodes)
+	}
+}
+
 // workloadView is the snapshot's view of the named workload.
 func workloadView(t *testing.T, s *Snapshot, name string) View {
 	t.Helper()
