@@ -34,6 +34,25 @@ func Saturation(stages []Stage) (Stage, error) {
 	return Stage{}, errors.New("the ramp never breached the SLO: add clients")
 }
 
+// Peak returns the most load (requests/s, response bytes/s) any stage up to and including the first breach served.
+// A server pushed past its saturation may serve less than its plateau (LISTs that time out are work thrown away), so
+// the load at the breach and this peak bound the measured saturation load from both sides.
+func Peak(stages []Stage) (requests, rxBytes float64) {
+	for _, s := range stages {
+		requests, rxBytes = max(requests, s.Requests), max(rxBytes, s.RxBytes)
+		if s.GetP99 > SLO {
+			break
+		}
+	}
+	return requests, rxBytes
+}
+
+// WithinBand reports whether est is within frac of the band [lo, hi] of measured loads (0.3 = from 30% below lo to
+// 30% above hi).
+func WithinBand(est, lo, hi, frac float64) bool {
+	return lo > 0 && hi >= lo && est >= lo*(1-frac) && est <= hi*(1+frac)
+}
+
 // Within reports whether est is within frac (0.3 = +-30%) of measured.
 func Within(est, measured, frac float64) bool {
 	return measured > 0 && est >= measured*(1-frac) && est <= measured*(1+frac)
