@@ -40,6 +40,10 @@ type Result struct {
 	CPU map[string][]CPUPoint
 	// Metrics are the guard's own metrics over time (Metered), nil otherwise.
 	Metrics []MetricSeries
+	// TelemetryStarted is when each node's telemetry pod started (by node name). The harness creates the pods
+	// through the API server the telemetry overloads, so a node's pod may start long after the onset, and after the
+	// trip: the enforcement on that node then begins with the pod, not with the trip.
+	TelemetryStarted map[string]time.Time
 }
 
 // Phase is one named window of the run.
@@ -112,13 +116,13 @@ func (r *Result) TripAfterOnset() (time.Duration, bool) {
 	return e.At.Sub(r.Onset), ok
 }
 
-// EnforcedEverywhere is trip -> the last node's first "enforced" event; false unless every node reported one.
-func (r *Result) EnforcedEverywhere() (time.Duration, bool) {
-	trip, ok := r.FirstEvent("trip", r.TelemetryID, r.Onset)
+// firstEnforced is each node's first "enforced" event of the telemetry workload at or after its trip.
+func (r *Result) firstEnforced() (trip Event, first map[string]time.Time, ok bool) {
+	trip, ok = r.FirstEvent("trip", r.TelemetryID, r.Onset)
 	if !ok {
-		return 0, false
+		return Event{}, nil, false
 	}
-	first := map[string]time.Time{}
+	first = map[string]time.Time{}
 	for _, e := range r.Events {
 		if e.Kind == "enforced" && e.Workload == r.TelemetryID && !e.At.Before(trip.At) {
 			if _, seen := first[e.Node]; !seen {
@@ -126,7 +130,46 @@ func (r *Result) EnforcedEverywhere() (time.Duration, bool) {
 			}
 		}
 	}
-	if len(first) < r.Nodes {
+	return trip, first, true
+}
+
+// LateStarts describes the nodes whose telemetry pod started after the trip: how many, the latest start after the
+// trip, and the longest time from such a pod's start to its node's first "enforced" event (its block from its first
+// call). ok is false when no pod started after the trip or one of them was never enforced.
+func (r *Result) LateStarts() (n int, lastStart, slowestBlock time.Duration, ok bool) {
+	trip, first, found := r.firstEnforced()
+	if !found {
+		return 0, 0, 0, false
+	}
+	for node, started := range r.TelemetryStarted {
+		if !started.After(trip.At) {
+			continue
+		}
+		n++
+		lastStart = max(lastStart, started.Sub(trip.At))
+		enforced, seen := first[node]
+		if !seen {
+			return n, lastStart, 0, false
+		}
+		slowestBlock = max(slowestBlock, enforced.Sub(started))
+	}
+	return n, lastStart, slowestBlock, n > 0
+}
+
+// lateStartsNote explains an enforcement time that waited for pods started after the trip ("" when none did).
+func (r *Result) lateStartsNote() string {
+	n, last, block, ok := r.LateStarts()
+	if !ok {
+		return ""
+	}
+	return fmt.Sprintf(" (%d of %d telemetry pods started after the trip, the last %s after it; each blocked within %s of its start)",
+		n, r.Nodes, last.Round(100*time.Millisecond), block.Round(time.Millisecond))
+}
+
+// EnforcedEverywhere is trip -> the last node's first "enforced" event; false unless every node reported one.
+func (r *Result) EnforcedEverywhere() (time.Duration, bool) {
+	trip, first, ok := r.firstEnforced()
+	if !ok || len(first) < r.Nodes {
 		return 0, false
 	}
 	var last time.Time
@@ -242,7 +285,7 @@ func (r *Result) WriteSummary(w io.Writer) {
 			fmt.Fprintf(w, "onset -> trip:                  NO TRIP\n")
 		}
 		if d, ok := r.EnforcedEverywhere(); ok {
-			fmt.Fprintf(w, "trip -> enforced on all nodes:  %s\n", d.Round(time.Millisecond))
+			fmt.Fprintf(w, "trip -> enforced on all nodes:  %s%s\n", d.Round(time.Millisecond), r.lateStartsNote())
 		} else if r.Mode == "dry-run" {
 			fmt.Fprintf(w, "trip -> enforced on all nodes:  not enforced (dry-run)\n")
 		} else {
@@ -308,7 +351,7 @@ func (r *Result) Report(title string) report.Report {
 		rep.Summary = append(rep.Summary, report.Row{Label: "onset → trip", Value: v})
 		v = "NOT on every node"
 		if d, ok := r.EnforcedEverywhere(); ok {
-			v = d.Round(time.Millisecond).String()
+			v = d.Round(time.Millisecond).String() + r.lateStartsNote()
 		} else if r.Mode == "dry-run" {
 			v = "not enforced (dry-run)"
 		}

@@ -34,6 +34,21 @@ func TestResultTimings(t *testing.T) {
 	if d, ok := r.EnforcedEverywhere(); !ok || d != 300*time.Millisecond {
 		t.Fatalf("trip->enforced everywhere %s %v", d, ok)
 	}
+	if _, _, _, ok := r.LateStarts(); ok {
+		t.Fatal("no pod start recorded: no late start")
+	}
+	// node-3's pod started 0.2 s after the trip (the harness creates pods through the overloaded API server) and was
+	// blocked 0.1 s after its start; the others started before the trip.
+	r.TelemetryStarted = map[string]time.Time{"node-1": t0.Add(10 * time.Second), "node-2": t0.Add(11 * time.Second), "node-3": t0.Add(13200 * time.Millisecond)}
+	if n, last, block, ok := r.LateStarts(); !ok || n != 1 || last != 200*time.Millisecond || block != 100*time.Millisecond {
+		t.Fatalf("late starts %d, last %s, slowest block %s, %v: want 1, 200ms, 100ms", n, last, block, ok)
+	}
+	var sum bytes.Buffer
+	r.WriteSummary(&sum)
+	if !strings.Contains(sum.String(), "1 of 3 telemetry pods started after the trip") {
+		t.Fatalf("summary does not explain the late pod:\n%s", sum.String())
+	}
+	r.TelemetryStarted = nil
 	if n := len(r.Touched()); n != 0 {
 		t.Fatalf("touched %d", n)
 	}

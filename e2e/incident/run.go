@@ -185,6 +185,7 @@ func Run(ctx context.Context, cfg Config) (res *Result, err error) {
 	res = &Result{
 		Nodes: cfg.Nodes, SeedPods: cfg.SeedPods, TelemetryWorkers: cfg.TelemetryWorkers, Guarded: cfg.Guard != nil, Mode: cfg.Mode,
 		System: []string{KubeProxy, NodeAgent}, TelemetryID: Telemetry, Recorder: fl.Recorder,
+		TelemetryStarted: map[string]time.Time{},
 	}
 	if cfg.KubectlBin != "" {
 		res.TelemetryTool = fmt.Sprintf("kubectl get pods -A -o json, %d loops per pod", cfg.KubectlLoops)
@@ -233,6 +234,7 @@ func Run(ctx context.Context, cfg Config) (res *Result, err error) {
 				return nil, err
 			}
 			heavy = append(heavy, p)
+			res.TelemetryStarted[fl.Nodes[rolled].Name] = time.Now()
 			rolled++
 		}
 		if cfg.Rollback && !rolledBack && !now.Before(res.IncidentEnd) {
