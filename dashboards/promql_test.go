@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"net"
 	"net/http"
 	"net/url"
 	"os"
@@ -16,6 +15,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/fanoutdev/fanout/internal/loopbackport"
 )
 
 // panelExprs returns every PromQL expression in a generated dashboard JSON: panel targets and query variables.
@@ -64,12 +65,11 @@ func requirePrometheus(t *testing.T) string {
 
 func freePort(t *testing.T) int {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	p, err := loopbackport.Pick()
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port
+	return p
 }
 
 // startPrometheus runs a real Prometheus on a free loopback port scraping the given jobs (job name -> host:port)

@@ -10,10 +10,13 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/fanoutdev/fanout/internal/loopbackport"
 )
 
 // The aggregator scrapes an API server's /metrics (a recorded kube-apiserver page served over TLS), sends the token,
@@ -42,9 +45,11 @@ func TestHeadroomWiring(t *testing.T) {
 	htok := filepath.Join(dir, "apitoken")
 	_ = os.WriteFile(htok, []byte("s3cret\n"), 0o600)
 	state := filepath.Join(dir, "headroom.json")
-	l, _ := net.Listen("tcp", "127.0.0.1:0")
-	maddr := l.Addr().String()
-	l.Close()
+	mport, err := loopbackport.Pick()
+	if err != nil {
+		t.Fatal(err)
+	}
+	maddr := net.JoinHostPort("127.0.0.1", strconv.Itoa(mport))
 	ctx, cancel := context.WithCancel(context.Background())
 	var errb bytes.Buffer
 	done := make(chan int)

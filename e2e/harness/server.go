@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -23,6 +22,7 @@ import (
 	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
 
 	"github.com/fanoutdev/fanout/internal/childproc"
+	"github.com/fanoutdev/fanout/internal/loopbackport"
 )
 
 // AdminUser is the token user in system:masters (exempt from API Priority and Fairness): use it for set-up only.
@@ -279,14 +279,14 @@ func stopProcess(cmd *exec.Cmd, grace time.Duration) error {
 	}
 }
 
-// FreePort asks the kernel for a free TCP port on 127.0.0.1.
+// FreePort returns a free TCP port on 127.0.0.1 for a child process to bind (internal/loopbackport: never the same
+// port twice in a process, never one from the ephemeral range outgoing connections draw from).
 func FreePort() (int, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
+	p, err := loopbackport.Pick()
 	if err != nil {
 		return 0, fmt.Errorf("find free port: %w", err)
 	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port, nil
+	return p, nil
 }
 
 func randomToken() string {

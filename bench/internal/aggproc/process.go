@@ -8,9 +8,12 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/fanoutdev/fanout/internal/loopbackport"
 )
 
 // AdminToken is the admin bearer token of an aggregator started with Options.Admin.
@@ -46,12 +49,11 @@ type Process struct {
 
 // FreeAddr returns a free loopback address.
 func FreeAddr() (string, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
+	p, err := loopbackport.Pick()
 	if err != nil {
 		return "", fmt.Errorf("find free port: %w", err)
 	}
-	defer l.Close()
-	return l.Addr().String(), nil
+	return net.JoinHostPort("127.0.0.1", strconv.Itoa(p)), nil
 }
 
 // Start starts the aggregator and waits until its gRPC port accepts connections. Stop it with Stop.
