@@ -315,9 +315,9 @@ func (d *Detector) project(s *fleet.Snapshot, v *fleet.View, f *Finding, k, util
 	confident := int(v.Pods) >= cfg.ProjectionMinPods && v.ObservedRequests >= cfg.ProjectionMinRequests &&
 		s.Second-v.FirstSecond >= int64(cfg.ProjectionMinAge.Seconds())
 	pods := float64(v.Pods) * k
-	// A workload whose pods fell well below their peak of the last minute is not rolling out: it shrinks, or pods of
-	// nodes whose reports lag (a saturated node) are missing from this second, and projecting its full placement
-	// from there would read its own pods as a rollout.
+	// A workload whose pods fell well below their peak of the last minute is not rolling out: it shrinks, or some of
+	// its pods are missing from the fleet's view, and projecting its full placement from there would read its own
+	// pods as a rollout.
 	peak := uint32(0)
 	for i := range h.secs {
 		if h.secs[i] > s.Second-historyLen {

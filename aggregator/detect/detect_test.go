@@ -241,7 +241,7 @@ func TestProjectionNeedsTheWorkloadsOwnGrowth(t *testing.T) {
 	}
 }
 
-// A steady DaemonSet whose pods of lagging nodes are missing from one second (16 pods, then 6) is not rolling out:
+// A steady DaemonSet with pods missing from the fleet's view for one second (16 pods, then 6) is not rolling out:
 // projecting its full placement from there would read its own pods as a rollout.
 func TestPodsBelowTheirPeakAreNoRollout(t *testing.T) {
 	cfg := DefaultConfig()
